@@ -1,0 +1,10 @@
+/** Unit tests run on an in-process broker; integration tests start real processes and servers. */
+module.exports = {
+	testEnvironment: "node",
+	transform: { "^.+\\.ts$": ["ts-jest", { isolatedModules: true }] },
+	testMatch: ["<rootDir>/test/**/*.test.ts"],
+	globalSetup: "<rootDir>/test/support/global-setup.ts",
+	globalTeardown: "<rootDir>/test/support/global-teardown.ts",
+	testTimeout: 60000,
+	maxWorkers: 2
+};

@@ -1,0 +1,125 @@
+/**
+ * The domain's refusals, as Moleculer client errors with a stable `type`. The gateway maps their
+ * `code` to the HTTP status in one place (api.service.ts).
+ */
+import { Errors } from "moleculer";
+
+const { MoleculerClientError, MoleculerRetryableError } = Errors;
+
+export const ErrorTypes = {
+	SHOW_NOT_FOUND: "SHOW_NOT_FOUND",
+	RESERVATION_NOT_FOUND: "RESERVATION_NOT_FOUND",
+	NOT_ENOUGH_SEATS: "NOT_ENOUGH_SEATS",
+	HOUSE_TOO_SMALL: "HOUSE_TOO_SMALL",
+	HOLD_NOT_FOUND: "HOLD_NOT_FOUND",
+	HOLD_EXPIRED: "HOLD_EXPIRED",
+	IDEMPOTENCY_KEY_REUSED: "IDEMPOTENCY_KEY_REUSED",
+	CHECKOUT_FAILED: "CHECKOUT_FAILED",
+	RESERVATION_NOT_CANCELABLE: "RESERVATION_NOT_CANCELABLE",
+	TOO_MANY_TICKETS: "TOO_MANY_TICKETS",
+	STORE_CONFLICT: "STORE_CONFLICT",
+	SHOW_BUSY: "SHOW_BUSY"
+} as const;
+
+export function showNotFound(showID: string) {
+	return new MoleculerClientError(`show ${showID} not found`, 404, ErrorTypes.SHOW_NOT_FOUND, {
+		showID
+	});
+}
+
+export function reservationNotFound(id: string) {
+	return new MoleculerClientError(
+		`reservation ${id} not found`,
+		404,
+		ErrorTypes.RESERVATION_NOT_FOUND,
+		{ id }
+	);
+}
+
+export function notEnoughSeats(count: number, remaining: number) {
+	return new MoleculerClientError(
+		`cannot reserve ${count} seats. Only ${remaining} remaining.`,
+		409,
+		ErrorTypes.NOT_ENOUGH_SEATS,
+		{ requested: count, remaining }
+	);
+}
+
+export function houseTooSmall(houseSize: number, reserved: number) {
+	return new MoleculerClientError(
+		`cannot make the house ${houseSize} seats: ${reserved} are already held or sold`,
+		409,
+		ErrorTypes.HOUSE_TOO_SMALL,
+		{ houseSize, reserved }
+	);
+}
+
+export function holdNotFound(holdId: string) {
+	return new MoleculerClientError(`hold ${holdId} not found`, 409, ErrorTypes.HOLD_NOT_FOUND, {
+		holdId
+	});
+}
+
+export function holdExpired(holdId: string) {
+	return new MoleculerClientError(
+		`the seats of checkout ${holdId} were held too long and went back on sale`,
+		409,
+		ErrorTypes.HOLD_EXPIRED,
+		{ holdId }
+	);
+}
+
+export function idempotencyKeyReused() {
+	return new MoleculerClientError(
+		"this Idempotency-Key was already used for a different request",
+		422,
+		ErrorTypes.IDEMPOTENCY_KEY_REUSED
+	);
+}
+
+export function checkoutFailed(id: string) {
+	return new MoleculerClientError(
+		"this checkout failed earlier; retry with a new Idempotency-Key",
+		409,
+		ErrorTypes.CHECKOUT_FAILED,
+		{ id }
+	);
+}
+
+export function notCancelable(id: string, status: string) {
+	return new MoleculerClientError(
+		`reservation ${id} is ${status} and cannot be canceled`,
+		409,
+		ErrorTypes.RESERVATION_NOT_CANCELABLE,
+		{ id, status }
+	);
+}
+
+export function tooManyTickets(count: number, max: number) {
+	return new MoleculerClientError(
+		`cannot reserve ${count} seats in one order: the limit is ${max}`,
+		422,
+		ErrorTypes.TOO_MANY_TICKETS,
+		{ requested: count, max }
+	);
+}
+
+/** Another writer changed the show between our read and our write; safe to retry. */
+export function storeConflict(showID: string) {
+	return new MoleculerRetryableError(
+		`show ${showID} changed concurrently; try again`,
+		503,
+		ErrorTypes.STORE_CONFLICT,
+		{ showID }
+	);
+}
+
+/** The show's write queue did not free up in time: answer 503 rather than queue without bound. */
+export function showBusy(showID: string) {
+	return new MoleculerRetryableError(
+		`show ${showID} is busy; try again`,
+		503,
+		ErrorTypes.SHOW_BUSY,
+		{ showID }
+	);
+}

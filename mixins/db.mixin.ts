@@ -1,0 +1,208 @@
+/**
+ * A service's own store through moleculer-db: MongoDB when MONGO_URI is set (one database per
+ * service), otherwise an embedded NeDB file under DATA_DIR/<database>/. Seeds an empty store and
+ * creates the indexes the service's queries need.
+ *
+ * moleculer-db's generated CRUD actions are switched off: every write must go through the
+ * service's own domain actions, which validate and serialise it.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { Service, ServiceSchema } from "moleculer";
+import DbService from "moleculer-db";
+import MongoAdapter from "moleculer-db-adapter-mongo";
+import { appConfig } from "../moleculer.config";
+
+export interface IndexSpec {
+	fields: Record<string, 1 | -1>;
+	unique?: boolean;
+}
+
+export interface DbMixinOptions {
+	/** Database name with MongoDB, folder name under DATA_DIR with NeDB. */
+	database: string;
+	collection: string;
+	indexes?: IndexSpec[];
+	/** Documents to insert into an empty store. */
+	seed?: () => Record<string, unknown>[];
+}
+
+/** Where a store lives; services take these from their settings so tests can point elsewhere. */
+export interface StoreSettings {
+	/** `null`: embedded NeDB. */
+	mongoUri: string | null;
+	/** `null` with NeDB: in memory only (unit tests). */
+	dataDir: string | null;
+}
+
+export function defaultStoreSettings(): StoreSettings {
+	return { mongoUri: appConfig.mongoUri, dataDir: appConfig.dataDir };
+}
+
+/** Any adapter we use: moleculer-db's NeDB one or the Mongo one, with what each exposes. */
+export interface StoreAdapter {
+	find(filters: Record<string, unknown>): Promise<any[]>;
+	findOne(query: Record<string, unknown>): Promise<any>;
+	findById(id: unknown): Promise<any>;
+	insert(doc: Record<string, unknown>): Promise<any>;
+	insertMany(docs: Record<string, unknown>[]): Promise<any[]>;
+	updateMany(query: Record<string, unknown>, update: Record<string, unknown>): Promise<number>;
+	count(filters?: Record<string, unknown>): Promise<number>;
+	connect(): Promise<void>;
+	disconnect(): Promise<void>;
+	init(broker: unknown, service: unknown): void;
+	entityToObject(doc: any): any;
+	stringToObjectID?: (id: string) => unknown;
+	collection?: {
+		createIndex(
+			fields: Record<string, number>,
+			opts: Record<string, unknown>
+		): Promise<unknown>;
+	};
+	db?: {
+		ensureIndexAsync?(opts: Record<string, unknown>): Promise<unknown>;
+		setAutocompactionInterval?(ms: number): void;
+		stopAutocompaction?(): void;
+	};
+}
+
+export interface DbMethods {
+	/** The store's form of an id: an ObjectId for 24-hex strings on MongoDB, the string otherwise. */
+	storeId(id: string): unknown;
+	/** Stored document to plain object with a string `_id`. */
+	toPlain<T>(doc: unknown): T;
+	/** True for a unique-key violation on either store. */
+	isDuplicateKey(err: unknown): boolean;
+}
+
+const mongoDriverOptions = {
+	useUnifiedTopology: true,
+	// Fail a connection attempt quickly; moleculer-db's `started` retries every second.
+	serverSelectionTimeoutMS: 5000,
+	connectTimeoutMS: 5000
+};
+
+function storeDescription(store: StoreSettings, database: string): string {
+	if (store.mongoUri) return `MongoDB database "${database}"`;
+	return store.dataDir ? `NeDB in ${path.join(store.dataDir, database)}` : "NeDB in memory";
+}
+
+/**
+ * An embedded store is one process's files: a second process writing to them would corrupt them.
+ * The lock holds the owner's pid; a lock left by a dead process is taken over.
+ */
+function lockEmbeddedStore(folder: string): string {
+	fs.mkdirSync(folder, { recursive: true });
+	const lockFile = path.join(folder, "LOCK");
+	for (let attempt = 0; attempt < 2; attempt++) {
+		try {
+			fs.writeFileSync(lockFile, String(process.pid), { flag: "wx" });
+			return lockFile;
+		} catch (err) {
+			if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+			const owner = Number(fs.readFileSync(lockFile, "utf8"));
+			if (owner && owner !== process.pid && isAlive(owner))
+				throw new Error(
+					`The embedded store in ${folder} is already used by process ${owner}. ` +
+						`An embedded NeDB store belongs to one process: stop the other one, ` +
+						`give this one another DATA_DIR, or set MONGO_URI to run several instances.`
+				);
+			fs.rmSync(lockFile, { force: true });
+		}
+	}
+	throw new Error(`Could not lock the embedded store in ${folder}`);
+}
+
+function isAlive(pid: number): boolean {
+	try {
+		process.kill(pid, 0);
+		return true;
+	} catch (err) {
+		return (err as NodeJS.ErrnoException).code === "EPERM";
+	}
+}
+
+export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
+	const schema: Partial<ServiceSchema> & Record<string, unknown> = {
+		mixins: [DbService as unknown as ServiceSchema],
+		collection: options.collection,
+
+		actions: {
+			list: false,
+			find: false,
+			count: false,
+			create: false,
+			insert: false,
+			get: false,
+			update: false,
+			remove: false
+		} as unknown as ServiceSchema["actions"],
+
+		methods: {
+			storeId(id: string): unknown {
+				const adapter = this.adapter as StoreAdapter;
+				return adapter.stringToObjectID ? adapter.stringToObjectID(id) : id;
+			},
+			toPlain(doc: unknown) {
+				return (this.adapter as StoreAdapter).entityToObject(doc);
+			},
+			isDuplicateKey(err: unknown): boolean {
+				const e = err as { code?: number; errorType?: string; message?: string };
+				return e?.code === 11000 || e?.errorType === "uniqueViolated";
+			}
+		},
+
+		// Runs after moleculer-db's own `created`, replacing its default in-memory adapter with a
+		// fresh adapter per service instance (a schema-level adapter would be shared by every broker
+		// that loads the schema).
+		created() {
+			const store: StoreSettings =
+				(this.settings as { store?: StoreSettings }).store ?? defaultStoreSettings();
+			let adapter: StoreAdapter;
+			if (store.mongoUri) {
+				adapter = new MongoAdapter(
+					store.mongoUri,
+					mongoDriverOptions,
+					options.database
+				) as unknown as StoreAdapter;
+			} else {
+				const folder = store.dataDir ? path.join(store.dataDir, options.database) : null;
+				this.storeLock = folder ? lockEmbeddedStore(folder) : null;
+				adapter = new DbService.MemoryAdapter(
+					folder ? { filename: path.join(folder, `${options.collection}.db`) } : {}
+				) as unknown as StoreAdapter;
+			}
+			adapter.init(this.broker, this);
+			this.adapter = adapter;
+			this.logger.info(`Store: ${storeDescription(store, options.database)}`);
+		},
+
+		async afterConnected(this: Service & DbMethods & { adapter: StoreAdapter }) {
+			const adapter = this.adapter;
+			for (const index of options.indexes ?? []) {
+				if (adapter.collection) {
+					await adapter.collection.createIndex(index.fields, { unique: !!index.unique });
+				} else if (adapter.db?.ensureIndexAsync) {
+					for (const fieldName of Object.keys(index.fields))
+						await adapter.db.ensureIndexAsync({ fieldName, unique: !!index.unique });
+				}
+			}
+			// NeDB appends every write to its file; compact it now and then so it stays small.
+			adapter.db?.setAutocompactionInterval?.(10 * 60 * 1000);
+
+			if (options.seed && (await adapter.count({})) === 0) {
+				const docs = options
+					.seed()
+					.map(doc => ({ ...doc, _id: this.storeId(String(doc._id)) }));
+				await adapter.insertMany(docs);
+				this.logger.info(`Seeded ${docs.length} documents into an empty store`);
+			}
+		},
+
+		stopped() {
+			(this.adapter as StoreAdapter).db?.stopAutocompaction?.();
+			if (this.storeLock) fs.rmSync(this.storeLock as string, { force: true });
+		}
+	};
+	return schema;
+}

@@ -1,0 +1,170 @@
+/**
+ * All configuration of the ticket system: broker options for moleculer-runner (the default export)
+ * and the application settings the services read (`appConfig`). Everything comes from the
+ * environment; a value that cannot work stops the process here with a clear message.
+ */
+import cluster from "node:cluster";
+import path from "node:path";
+import type { BrokerOptions, Errors } from "moleculer";
+
+type Env = Record<string, string | undefined>;
+
+export class ConfigError extends Error {
+	override name = "ConfigError";
+}
+
+function readInt(env: Env, name: string, fallback: number, min: number, max: number): number {
+	const raw = env[name];
+	if (raw === undefined || raw.trim() === "") return fallback;
+	const value = Number(raw);
+	if (!Number.isInteger(value) || value < min || value > max)
+		throw new ConfigError(
+			`${name}=${raw} is invalid: expected a whole number from ${min} to ${max}`
+		);
+	return value;
+}
+
+function readMongoUri(env: Env): string | null {
+	const raw = env.MONGO_URI?.trim();
+	if (!raw) return null;
+	let url: URL;
+	try {
+		url = new URL(raw);
+	} catch {
+		throw new ConfigError(`MONGO_URI is not a URL: expected mongodb://host:27017`);
+	}
+	if (url.protocol !== "mongodb:" && url.protocol !== "mongodb+srv:")
+		throw new ConfigError(`MONGO_URI must start with mongodb:// or mongodb+srv://`);
+	if (!url.hostname) throw new ConfigError(`MONGO_URI has no host`);
+	return raw;
+}
+
+function readTransporter(env: Env): string | null {
+	const raw = env.TRANSPORTER?.trim();
+	if (!raw) return null;
+	if (!/^nats:\/\/[^\s/]+/.test(raw))
+		throw new ConfigError(`TRANSPORTER=${raw} is invalid: expected nats://host:4222`);
+	return raw;
+}
+
+/** `--instances N` / `-i N` as moleculer-runner sees it; cluster workers inherit the same argv. */
+function requestedInstances(argv: string[]): number {
+	const at = argv.findIndex(a => a === "--instances" || a === "-i");
+	if (at < 0) return 1;
+	const n = Number(argv[at + 1]);
+	return Number.isInteger(n) && n > 0 ? n : 2;
+}
+
+export function loadAppConfig(env: Env = process.env, argv: string[] = process.argv) {
+	const mongoUri = readMongoUri(env);
+	const transporter = readTransporter(env);
+	const services = (env.SERVICES ?? "shows,reservations,api")
+		.split(",")
+		.map(s => s.trim())
+		.filter(Boolean);
+	const instances = requestedInstances(argv);
+	const ownsStore = services.some(s => s === "shows" || s === "reservations");
+	if (!mongoUri && instances > 1 && ownsStore)
+		throw new ConfigError(
+			`--instances ${instances} with SERVICES=${services.join(",")} needs MONGO_URI: ` +
+				`an embedded NeDB store belongs to exactly one process. ` +
+				`Run the store-owning services once, or set MONGO_URI to scale them out.`
+		);
+
+	// A cluster worker gets its own metrics port so that every node can be scraped.
+	const workerOffset = cluster.isWorker && cluster.worker ? cluster.worker.id - 1 : 0;
+	const metricsPort = readInt(env, "METRICS_PORT", 3030, 0, 65535);
+
+	return {
+		services,
+		transporter,
+		mongoUri,
+		dataDir: path.resolve(env.DATA_DIR || "./data"),
+		port: readInt(env, "PORT", 3000, 0, 65535),
+		/** Seconds an unconfirmed hold lives before its seats return. */
+		holdTtlSeconds: readInt(env, "HOLD_TTL", 600, 1, 86400),
+		/** How often each shows node looks for expired holds, and reservations for stuck checkouts. */
+		sweepIntervalMs: readInt(env, "SWEEP_INTERVAL_MS", 5000, 100, 600000),
+		/** Tickets in one order (pretix defaults to 10, alf.io to 5). */
+		maxTicketsPerOrder: readInt(env, "MAX_TICKETS_PER_ORDER", 10, 1, 1000),
+		/** Checkouts per minute per client address; 0 turns the limit off. */
+		rateLimitPerMinute: readInt(env, "RATE_LIMIT", 120, 0, 1000000),
+		/** Largest accepted request body, JSON or form. */
+		bodyLimitBytes: readInt(env, "BODY_LIMIT", 16 * 1024, 256, 1024 * 1024),
+		/** Budget for one whole checkout; every step shares it (Moleculer's distributed timeouts). */
+		checkoutTimeoutMs: readInt(env, "CHECKOUT_TIMEOUT_MS", 10000, 100, 120000),
+		/** Longest the gateway trusts its cached show list without an event having refreshed it. */
+		showsCacheTtlMs: readInt(env, "SHOWS_CACHE_TTL_MS", 5000, 0, 3600000),
+		metricsPort: metricsPort === 0 ? 0 : metricsPort + workerOffset,
+		tracing: env.TRACING === "console",
+		corsOrigins: (env.CORS_ORIGINS ?? "")
+			.split(",")
+			.map(s => s.trim())
+			.filter(Boolean),
+		trustProxy: env.TRUST_PROXY === "1" || env.TRUST_PROXY === "true"
+	};
+}
+
+export type AppConfig = ReturnType<typeof loadAppConfig>;
+
+export const appConfig: AppConfig = loadAppConfig();
+
+/** Errors worth another try: the callee was unreachable or timed out, not a refusal. */
+function isRetryable(err: Error): boolean {
+	return Boolean((err as Errors.MoleculerRetryableError).retryable);
+}
+
+const brokerConfig: BrokerOptions = {
+	namespace: process.env.NAMESPACE || "theatre",
+	nodeID: process.env.NODE_ID || undefined,
+	transporter: appConfig.transporter as BrokerOptions["transporter"],
+	logger: {
+		type: "Console",
+		options: { level: (process.env.LOG_LEVEL as "info") || "info", formatter: "short" }
+	},
+
+	// A step of a checkout that hears nothing within this time fails, so nothing hangs. The gateway
+	// gives a checkout a larger budget that nested calls share.
+	requestTimeout: readInt(process.env, "REQUEST_TIMEOUT_MS", 5000, 100, 120000),
+
+	// Retries are safe because every step is idempotent by its checkout id. They cover a lost packet
+	// or a node that just died; `check` leaves refusals (4xx) alone.
+	retryPolicy: {
+		enabled: true,
+		retries: 2,
+		delay: 100,
+		maxDelay: 1000,
+		factor: 2,
+		check: isRetryable
+	},
+
+	// A node that keeps failing is skipped for a while instead of being waited on by every checkout.
+	// Client errors (4xx) never trip it.
+	circuitBreaker: {
+		enabled: true,
+		threshold: 0.5,
+		minRequestCount: 20,
+		windowTime: 60,
+		halfOpenTime: 10 * 1000,
+		check: (err: Error) => (err as Errors.MoleculerError).code >= 500
+	},
+
+	// Writes for one show are sharded to one node (see shows.service.ts). Preferring a local
+	// instance would bypass that routing, so every call goes through the balancer.
+	registry: { strategy: "RoundRobin", preferLocal: false },
+
+	metrics: {
+		enabled: appConfig.metricsPort > 0,
+		reporter: {
+			type: "Prometheus",
+			options: { port: appConfig.metricsPort, path: "/metrics" }
+		}
+	},
+
+	tracing: {
+		enabled: appConfig.tracing,
+		exporter: { type: "Console", options: {} }
+	}
+};
+
+export default brokerConfig;

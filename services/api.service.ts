@@ -1,0 +1,447 @@
+/**
+ * `api` is the only door for clients: a moleculer-web gateway that serves exactly the routes of
+ * shared/CONTRACT.md and orchestrates the checkout, so that no client has to.
+ *
+ * The checkout is a saga keyed by a checkout id (from the Idempotency-Key when given):
+ *   hold seats (shows) → record the reservation as pending (reservations) → confirm the hold, the
+ *   pivot after which the seats are sold → confirm the reservation.
+ * Every step is idempotent by the checkout id, so a retry or a replay changes nothing. A failure
+ * before the pivot releases what this attempt held; a failure whose outcome is unknown leaves the
+ * checkout pending, for the reservations reconciler to settle by where its seats stand.
+ */
+import crypto from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { Errors } from "moleculer";
+import ApiGateway from "moleculer-web";
+import { appConfig } from "../moleculer.config";
+import { checkoutFailed, idempotencyKeyReused, tooManyTickets } from "../lib/errors";
+import { describeError } from "../lib/http-errors";
+import type { HoldView, PublicShow, Reservation } from "../lib/types";
+import type { ReservationDoc } from "./reservations.service";
+
+const { MoleculerClientError } = Errors;
+
+interface CheckoutParams {
+	showID: string;
+	name: string;
+	count: number;
+}
+
+interface CheckoutMeta {
+	idempotencyKey?: string;
+	$statusCode?: number;
+	$location?: string;
+	$responseHeaders?: Record<string, string>;
+}
+
+export interface BookingAnswer {
+	success: true;
+	_id: string;
+	showID: string;
+	name: string;
+	guests: number;
+	status: Reservation["status"];
+}
+
+interface ApiSettings extends ServiceSettingSchema {
+	maxTicketsPerOrder: number;
+	showsCacheTtlMs: number;
+	[key: string]: unknown;
+}
+
+interface ShowsCache {
+	shows: PublicShow[] | null;
+	byId: Map<string, PublicShow>;
+	fetchedAt: number;
+	/** Bumped by every change event, so a fetch that raced a change is not cached. */
+	generation: number;
+}
+
+interface ApiMethods {
+	loadShows(ctx: Context): Promise<PublicShow[]>;
+	resumeCheckout(
+		ctx: Context<CheckoutParams, CheckoutMeta>,
+		checkoutId: string,
+		fingerprint: string
+	): Promise<BookingAnswer>;
+	releaseQuietly(showID: string, holdId: string): Promise<void>;
+}
+
+interface ApiLocals {
+	showsCache: ShowsCache;
+}
+
+const SHOW_ID_PATTERN = /^[0-9a-fA-F]{24}$/;
+const RESERVATION_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
+const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+function sha256(text: string): string {
+	return crypto.createHash("sha256").update(text).digest("hex");
+}
+
+function bookingAnswer(reservation: Reservation): BookingAnswer {
+	return {
+		success: true,
+		_id: reservation._id,
+		showID: reservation.showID,
+		name: reservation.name,
+		guests: reservation.guests,
+		status: reservation.status
+	};
+}
+
+function clientAddress(req: IncomingMessage): string {
+	if (appConfig.trustProxy) {
+		const forwarded = req.headers["x-forwarded-for"];
+		const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(",")[0]?.trim();
+		if (first) return first;
+	}
+	return req.socket.remoteAddress ?? "unknown";
+}
+
+function isClientError(err: unknown): boolean {
+	const code = (err as { code?: number }).code ?? 500;
+	return code >= 400 && code < 500 && !(err as { retryable?: boolean }).retryable;
+}
+
+/** Security headers on every answer; one access-log line per request, with no personal data. */
+function guardAndLog(
+	this: { logger: { info(...args: unknown[]): void } },
+	req: IncomingMessage,
+	res: ServerResponse,
+	next: () => void
+): void {
+	const started = process.hrtime.bigint();
+	res.setHeader("X-Content-Type-Options", "nosniff");
+	res.setHeader("X-Frame-Options", "DENY");
+	res.setHeader("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+	res.setHeader("Referrer-Policy", "no-referrer");
+	res.setHeader("Cache-Control", "no-store");
+	res.once("finish", () => {
+		const ms = Number(process.hrtime.bigint() - started) / 1e6;
+		const path = (req.url ?? "").split("?")[0];
+		this.logger.info(`${req.method} ${path} ${res.statusCode} ${ms.toFixed(1)}ms`);
+	});
+	next();
+}
+
+/** A form sends everything as text: turn a whole-number `count` into a number. */
+function acceptCheckoutBody(req: IncomingMessage & { $params?: Record<string, unknown> }): void {
+	const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+	if (type !== "application/json" && type !== "application/x-www-form-urlencoded")
+		throw new MoleculerClientError(
+			"send the checkout as application/json or application/x-www-form-urlencoded",
+			415,
+			"UNSUPPORTED_MEDIA_TYPE",
+			{ contentType: type || null }
+		);
+	const params = req.$params ?? {};
+	if (type === "application/x-www-form-urlencoded" && typeof params.count === "string") {
+		if (/^\d{1,9}$/.test(params.count)) params.count = Number(params.count);
+	}
+}
+
+const checkoutRoute = {
+	name: "checkout",
+	path: "",
+	mappingPolicy: "restrict",
+	aliases: { "POST /reserve": "api.checkout" },
+	bodyParsers: {
+		json: { strict: true, limit: appConfig.bodyLimitBytes },
+		urlencoded: { extended: false, limit: appConfig.bodyLimitBytes }
+	},
+	callOptions: { timeout: appConfig.checkoutTimeoutMs },
+	...(appConfig.rateLimitPerMinute > 0
+		? {
+				rateLimit: {
+					window: 60 * 1000,
+					limit: appConfig.rateLimitPerMinute,
+					headers: true,
+					key: clientAddress
+				}
+			}
+		: {}),
+	onBeforeCall(
+		ctx: Context<unknown, CheckoutMeta>,
+		_route: unknown,
+		req: IncomingMessage & { $params?: Record<string, unknown> }
+	) {
+		acceptCheckoutBody(req);
+		const key = req.headers["idempotency-key"];
+		if (key !== undefined) {
+			if (typeof key !== "string" || !IDEMPOTENCY_KEY_PATTERN.test(key))
+				throw new MoleculerClientError(
+					"Idempotency-Key must be 1 to 255 visible ASCII characters",
+					422,
+					"INVALID_IDEMPOTENCY_KEY"
+				);
+			ctx.meta.idempotencyKey = key;
+		}
+	}
+};
+
+const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
+	name: "api",
+
+	mixins: [ApiGateway as unknown as ServiceSchema],
+
+	settings: {
+		port: appConfig.port,
+		ip: "0.0.0.0",
+		maxTicketsPerOrder: appConfig.maxTicketsPerOrder,
+		showsCacheTtlMs: appConfig.showsCacheTtlMs,
+		use: [guardAndLog],
+		// moleculer-web's own request logging is replaced by `guardAndLog`.
+		logRequest: null,
+		logResponse: null,
+		log4XXResponses: false,
+		httpServerTimeout: 30 * 1000,
+		...(appConfig.corsOrigins.length > 0
+			? {
+					cors: {
+						origin: appConfig.corsOrigins,
+						methods: ["GET", "POST", "DELETE", "OPTIONS"],
+						allowedHeaders: ["Content-Type", "Idempotency-Key"],
+						exposedHeaders: ["Retry-After", "Idempotent-Replayed"],
+						maxAge: 600
+					}
+				}
+			: {}),
+		routes: [
+			{
+				name: "reads",
+				path: "",
+				mappingPolicy: "restrict",
+				aliases: {
+					"GET /": "api.listShows",
+					"GET /shows/:id": "api.getShow",
+					"GET /reservations/:id": "api.getReservation",
+					"DELETE /reservations/:id": "api.cancelReservation"
+				},
+				bodyParsers: false,
+				callOptions: { timeout: appConfig.checkoutTimeoutMs }
+			},
+			checkoutRoute
+		],
+		// The one place where errors become HTTP answers.
+		onError(_req: IncomingMessage, res: ServerResponse, err: Error) {
+			// moleculer-web has already logged a 5xx cause with its stack.
+			const { status, body, retryAfter } = describeError(err);
+			if (retryAfter !== undefined) res.setHeader("Retry-After", String(retryAfter));
+			res.setHeader("Content-Type", "application/json; charset=utf-8");
+			res.writeHead(status);
+			res.end(JSON.stringify(body));
+		}
+	},
+
+	actions: {
+		listShows: {
+			params: {},
+			async handler(ctx: Context): Promise<PublicShow[]> {
+				return this.loadShows(ctx);
+			}
+		},
+
+		getShow: {
+			params: { id: { type: "string", max: 64 } },
+			async handler(ctx: Context<{ id: string }>): Promise<PublicShow> {
+				const { id } = ctx.params;
+				if (!SHOW_ID_PATTERN.test(id))
+					throw new MoleculerClientError(`show ${id} not found`, 404, "SHOW_NOT_FOUND");
+				return ctx.call("shows.get", { showID: id });
+			}
+		},
+
+		checkout: {
+			params: {
+				showID: { type: "string", pattern: SHOW_ID_PATTERN },
+				name: { type: "string", trim: true, min: 1, max: 100 },
+				count: { type: "number", integer: true, min: 1 }
+			},
+			async handler(ctx: Context<CheckoutParams, CheckoutMeta>): Promise<BookingAnswer> {
+				const { showID, name, count } = ctx.params;
+				if (count > this.settings.maxTicketsPerOrder)
+					throw tooManyTickets(count, this.settings.maxTicketsPerOrder);
+				const fingerprint = sha256(`${showID}\n${name}\n${count}`).slice(0, 32);
+				const key = ctx.meta.idempotencyKey;
+				if (!key)
+					return this.resumeCheckout(
+						ctx,
+						crypto.randomUUID().replace(/-/g, ""),
+						fingerprint
+					);
+
+				// The key names the checkout, so a retry finds the first attempt's records.
+				const checkoutId = sha256(`idempotency-key\n${key}`).slice(0, 32);
+				const earlier = await ctx.call<ReservationDoc | null, object>(
+					"reservations.findCheckout",
+					{ id: checkoutId }
+				);
+				if (earlier) {
+					if (earlier.fingerprint !== fingerprint) throw idempotencyKeyReused();
+					if (earlier.status === "failed") throw checkoutFailed(checkoutId);
+					if (earlier.status !== "pending") {
+						ctx.meta.$statusCode = 201;
+						ctx.meta.$location = `/reservations/${earlier._id}`;
+						ctx.meta.$responseHeaders = { "Idempotent-Replayed": "true" };
+						return bookingAnswer(earlier);
+					}
+				}
+				// New, or pending after an earlier attempt died: run (or finish) the saga.
+				return this.resumeCheckout(ctx, checkoutId, fingerprint);
+			}
+		},
+
+		getReservation: {
+			params: { id: { type: "string", max: 128 } },
+			async handler(ctx: Context<{ id: string }>): Promise<Reservation> {
+				const { id } = ctx.params;
+				if (!RESERVATION_ID_PATTERN.test(id))
+					throw new MoleculerClientError(
+						`reservation ${id} not found`,
+						404,
+						"RESERVATION_NOT_FOUND"
+					);
+				return ctx.call("reservations.get", { id });
+			}
+		},
+
+		cancelReservation: {
+			params: { id: { type: "string", max: 128 } },
+			async handler(ctx: Context<{ id: string }>) {
+				const { id } = ctx.params;
+				if (!RESERVATION_ID_PATTERN.test(id))
+					throw new MoleculerClientError(
+						`reservation ${id} not found`,
+						404,
+						"RESERVATION_NOT_FOUND"
+					);
+				const reservation = await ctx.call<Reservation, object>("reservations.cancel", {
+					id
+				});
+				return {
+					canceled: true,
+					_id: reservation._id,
+					showID: reservation.showID,
+					name: reservation.name,
+					guests: reservation.guests
+				};
+			}
+		}
+	},
+
+	events: {
+		/** A show's seats or size changed somewhere: patch the cached list in place. */
+		"shows.changed"(ctx: Context<PublicShow>) {
+			const cache = this.showsCache;
+			cache.generation++;
+			if (!cache.shows) return;
+			const show = ctx.params;
+			const cached = cache.byId.get(show._id);
+			if (cached) Object.assign(cached, show);
+			else {
+				const copy = { ...show };
+				cache.shows.push(copy);
+				cache.byId.set(copy._id, copy);
+			}
+		},
+
+		// Events may have been missed while this node was cut off from the others.
+		"$transporter.connected"() {
+			this.showsCache.shows = null;
+		}
+	},
+
+	methods: {
+		/** The show list from cache, refreshed when it is older than the safety TTL. */
+		async loadShows(ctx: Context): Promise<PublicShow[]> {
+			const cache = this.showsCache;
+			if (cache.shows && Date.now() - cache.fetchedAt < this.settings.showsCacheTtlMs)
+				return cache.shows;
+			const generation = cache.generation;
+			const shows = await ctx.call<PublicShow[], object>("shows.list", {});
+			if (cache.generation === generation) {
+				cache.shows = shows;
+				cache.byId = new Map(shows.map(s => [s._id, s]));
+				cache.fetchedAt = Date.now();
+			}
+			return shows;
+		},
+
+		async resumeCheckout(
+			ctx: Context<CheckoutParams, CheckoutMeta>,
+			checkoutId: string,
+			fingerprint: string
+		): Promise<BookingAnswer> {
+			const { showID, name, count } = ctx.params;
+			let hold: HoldView & { created: boolean };
+			try {
+				hold = await ctx.call("shows.holdSeats", { showID, holdId: checkoutId, count });
+			} catch (err) {
+				// A timeout leaves it unknown whether the hold happened: undo it in case it did.
+				if (!isClientError(err)) await this.releaseQuietly(showID, checkoutId);
+				throw err;
+			}
+
+			try {
+				await ctx.call("reservations.create", {
+					checkoutId,
+					showID,
+					name,
+					guests: count,
+					fingerprint
+				});
+			} catch (err) {
+				// Only undo a hold this attempt made: a pre-existing one belongs to an earlier
+				// attempt of this checkout, which the reconciler settles.
+				if (hold.created) await this.releaseQuietly(showID, checkoutId);
+				throw err;
+			}
+
+			try {
+				await ctx.call("shows.confirmHold", { showID, holdId: checkoutId });
+			} catch (err) {
+				if (isClientError(err)) {
+					// The hold expired before we got here: the seats are gone, the checkout failed.
+					await ctx
+						.call("reservations.fail", { id: checkoutId, reason: "hold lost" })
+						.catch(() => undefined);
+				}
+				// Otherwise the outcome is unknown: the checkout stays pending for the reconciler.
+				throw err;
+			}
+
+			// Past the pivot the seats are sold; the confirmation is retried, never compensated.
+			const reservation = await ctx.call<Reservation, object>(
+				"reservations.confirm",
+				{ id: checkoutId },
+				{ retries: 3 }
+			);
+			ctx.meta.$statusCode = 201;
+			ctx.meta.$location = `/reservations/${reservation._id}`;
+			return bookingAnswer(reservation);
+		},
+
+		async releaseQuietly(showID: string, holdId: string): Promise<void> {
+			try {
+				// Not through `ctx`: the checkout's time budget may be spent by now.
+				await this.broker.call(
+					"shows.releaseSeats",
+					{ showID, holdId, onlyIfHeld: true },
+					{ timeout: 5000 }
+				);
+			} catch (err) {
+				this.logger.warn(
+					`Could not release hold ${holdId} now; it expires by itself: ${(err as Error).message}`
+				);
+			}
+		}
+	},
+
+	created() {
+		this.showsCache = { shows: null, byId: new Map(), fetchedAt: 0, generation: 0 };
+	}
+};
+
+export default ApiService;

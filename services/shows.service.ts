@@ -1,0 +1,467 @@
+/**
+ * `shows` owns the shows store: the houses, and the seats held or sold in them.
+ *
+ * A show's holds live inside the show's own document, so a hold and the seat count it changes are
+ * written together in one document write: they cannot disagree, whatever crashes when. `reserved`
+ * is always presold seats plus the seats of every live hold, held or confirmed.
+ *
+ * Every write to a show goes to one node (the `Shard` strategy keyed by show id) and is serialised
+ * there by a per-show queue, and is then written with a version check (compare-and-set) as a
+ * second guard wherever the store makes that atomic. See README "Seat safety".
+ */
+import crypto from "node:crypto";
+import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { appConfig } from "../moleculer.config";
+import {
+	createDbMixin,
+	defaultStoreSettings,
+	type DbMethods,
+	type StoreAdapter
+} from "../mixins/db.mixin";
+import {
+	holdExpired,
+	holdNotFound,
+	houseTooSmall,
+	idempotencyKeyReused,
+	notEnoughSeats,
+	showNotFound,
+	storeConflict
+} from "../lib/errors";
+import { createKeyedQueue, type KeyedQueue } from "../lib/keyed-queue";
+import type { HoldState, HoldView, PublicShow } from "../lib/types";
+
+export interface Hold {
+	/** The checkout id: one hold per checkout, which makes every step idempotent. */
+	id: string;
+	count: number;
+	state: "held" | "confirmed";
+	/** Epoch ms after which an unconfirmed hold no longer counts; `null` once confirmed. */
+	expiresAt: number | null;
+	createdAt: number;
+}
+
+export interface ShowDoc {
+	_id: string;
+	name: string;
+	houseSize: number;
+	/** Seats sold before this system took over (the seed's sold-out rally). */
+	presold: number;
+	/** presold + the seats of every hold: derived, stored so that reads need no computation. */
+	reserved: number;
+	holds: Hold[];
+	/** Earliest deadline among unconfirmed holds, so the sweeper finds them with one query. */
+	nextExpiry: number | null;
+	version: number;
+	createdAt: number;
+	updatedAt: number;
+}
+
+interface ShowsSettings extends ServiceSettingSchema {
+	holdTtlSeconds: number;
+	sweepIntervalMs: number;
+	store: ReturnType<typeof defaultStoreSettings>;
+}
+
+interface ShowsMethods extends DbMethods {
+	mutateShow<T>(showID: string, change: ShowChange<T>): Promise<T>;
+	loadShow(showID: string, forWrite?: boolean): Promise<ShowDoc>;
+	saveShow(show: ShowDoc, expectedVersion: number): Promise<boolean>;
+	sweepExpiredHolds(): Promise<void>;
+}
+
+interface ShowsLocals {
+	adapter: StoreAdapter;
+	writeQueue: KeyedQueue;
+	/** Last written state of the shows this node owns, so a write needs no read. */
+	ownedShows: Map<string, ShowDoc>;
+	sweepTimer: NodeJS.Timeout | null;
+}
+
+interface Change<T> {
+	result: T;
+	changed: boolean;
+}
+
+/** Applies one domain change to a loaded show; `expired` are the holds just dropped from it. */
+type ShowChange<T> = (show: ShowDoc, now: number, expired: Hold[]) => Change<T>;
+
+const SHOW_ID = { type: "string", pattern: /^[0-9a-fA-F]{24}$/ } as const;
+const HOLD_ID = { type: "string", pattern: /^[A-Za-z0-9_-]{8,64}$/ } as const;
+const HOUSE_SIZE = { type: "number", integer: true, min: 1, max: 100000 } as const;
+/** Writes for one show go to one node; see the header comment. */
+const BY_SHOW = { strategy: "Shard", strategyOptions: { shardKey: "showID" } } as const;
+
+/** The three shows of the original system, with their original ids. */
+export const SEED_SHOWS = [
+	{ _id: "5b805a00297ae6047030f2e0", name: "Rock Concert", houseSize: 100, presold: 0 },
+	{ _id: "5b805a570cee1505a52bc75d", name: "Shakespeare Play", houseSize: 50, presold: 0 },
+	{ _id: "5b805a790cee1505a52bc75e", name: "Monster Truck Rally", houseSize: 500, presold: 500 }
+];
+
+function newShowDoc(fields: {
+	_id: string;
+	name: string;
+	houseSize: number;
+	presold: number;
+}): ShowDoc {
+	const now = Date.now();
+	return {
+		...fields,
+		reserved: fields.presold,
+		holds: [],
+		nextExpiry: null,
+		version: 1,
+		createdAt: now,
+		updatedAt: now
+	};
+}
+
+/** A new 24-hex id in ObjectId form: 4 bytes of time, then 8 random bytes. */
+function newShowId(): string {
+	const time = Math.floor(Date.now() / 1000)
+		.toString(16)
+		.padStart(8, "0");
+	return time + crypto.randomBytes(8).toString("hex");
+}
+
+export function toPublicShow(show: ShowDoc): PublicShow {
+	return {
+		_id: show._id,
+		name: show.name,
+		houseSize: show.houseSize,
+		reserved: show.reserved,
+		available: show.houseSize - show.reserved
+	};
+}
+
+/** Drops unconfirmed holds whose time is up; they stop counting at once (no sweeper needed). */
+function dropExpiredHolds(show: ShowDoc, now: number): Hold[] {
+	const expired = show.holds.filter(h => h.state === "held" && (h.expiresAt ?? 0) <= now);
+	if (expired.length > 0) show.holds = show.holds.filter(h => !expired.includes(h));
+	return expired;
+}
+
+function holdView(showID: string, hold: Hold): HoldView {
+	return {
+		holdId: hold.id,
+		showID,
+		count: hold.count,
+		state: hold.state,
+		expiresAt: hold.expiresAt
+	};
+}
+
+const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
+	name: "shows",
+
+	mixins: [
+		createDbMixin({
+			database: "shows",
+			collection: "shows",
+			indexes: [{ fields: { nextExpiry: 1 } }],
+			seed: () => SEED_SHOWS.map(show => ({ ...newShowDoc(show) }))
+		})
+	],
+
+	settings: {
+		holdTtlSeconds: appConfig.holdTtlSeconds,
+		sweepIntervalMs: appConfig.sweepIntervalMs,
+		store: defaultStoreSettings(),
+		$secureSettings: ["store"]
+	},
+
+	actions: {
+		/** Every show, in the order they were added. */
+		list: {
+			params: {
+				offset: { type: "number", integer: true, min: 0, optional: true, convert: true },
+				limit: { type: "number", integer: true, min: 1, optional: true, convert: true }
+			},
+			async handler(
+				ctx: Context<{ offset?: number; limit?: number }>
+			): Promise<PublicShow[]> {
+				const docs: ShowDoc[] = await this.adapter.find({
+					sort: ["_id"],
+					offset: ctx.params.offset,
+					limit: ctx.params.limit
+				});
+				return docs.map(doc => toPublicShow(this.toPlain<ShowDoc>(doc)));
+			}
+		},
+
+		get: {
+			params: { showID: SHOW_ID },
+			async handler(ctx: Context<{ showID: string }>): Promise<PublicShow> {
+				return toPublicShow(await this.loadShow(ctx.params.showID));
+			}
+		},
+
+		/** Holds `count` seats for checkout `holdId`, until it is confirmed or `holdTtlSeconds` pass. */
+		holdSeats: {
+			...BY_SHOW,
+			params: {
+				showID: SHOW_ID,
+				holdId: HOLD_ID,
+				count: { type: "number", integer: true, min: 1, max: 100000 }
+			},
+			handler(
+				ctx: Context<{ showID: string; holdId: string; count: number }>
+			): Promise<HoldView & { created: boolean }> {
+				const { showID, holdId, count } = ctx.params;
+				const ttlMs = this.settings.holdTtlSeconds * 1000;
+				return this.mutateShow<HoldView & { created: boolean }>(showID, (show, now) => {
+					const existing = show.holds.find(h => h.id === holdId);
+					if (existing) {
+						// A retry or duplicate of the same checkout: same answer, and no new deadline,
+						// so a hold can never be kept alive by repeating it.
+						if (existing.count !== count) throw idempotencyKeyReused();
+						return {
+							result: { ...holdView(showID, existing), created: false },
+							changed: false
+						};
+					}
+					const available = show.houseSize - show.reserved;
+					if (count > available) throw notEnoughSeats(count, available);
+					const hold: Hold = {
+						id: holdId,
+						count,
+						state: "held",
+						expiresAt: now + ttlMs,
+						createdAt: now
+					};
+					show.holds.push(hold);
+					return { result: { ...holdView(showID, hold), created: true }, changed: true };
+				});
+			}
+		},
+
+		/** Makes a hold permanent: the seats are sold. Refused once the hold has expired. */
+		confirmHold: {
+			...BY_SHOW,
+			params: { showID: SHOW_ID, holdId: HOLD_ID },
+			handler(ctx: Context<{ showID: string; holdId: string }>): Promise<HoldView> {
+				const { showID, holdId } = ctx.params;
+				return this.mutateShow(showID, (show, _now, expired) => {
+					const hold = show.holds.find(h => h.id === holdId);
+					if (!hold)
+						throw expired.some(h => h.id === holdId)
+							? holdExpired(holdId)
+							: holdNotFound(holdId);
+					if (hold.state === "confirmed")
+						return { result: holdView(showID, hold), changed: false };
+					hold.state = "confirmed";
+					hold.expiresAt = null;
+					return { result: holdView(showID, hold), changed: true };
+				});
+			}
+		},
+
+		/**
+		 * Gives a hold's seats back. Idempotent: releasing a hold that is gone changes nothing, so a
+		 * cancel or a compensation may repeat it freely. `onlyIfHeld` leaves a confirmed (sold) hold
+		 * alone, for compensations that must not undo a sale.
+		 */
+		releaseSeats: {
+			...BY_SHOW,
+			params: {
+				showID: SHOW_ID,
+				holdId: HOLD_ID,
+				onlyIfHeld: { type: "boolean", optional: true }
+			},
+			handler(
+				ctx: Context<{ showID: string; holdId: string; onlyIfHeld?: boolean }>
+			): Promise<{ released: number; state: HoldState }> {
+				const { showID, holdId, onlyIfHeld } = ctx.params;
+				return this.mutateShow<{ released: number; state: HoldState }>(showID, show => {
+					const hold = show.holds.find(h => h.id === holdId);
+					if (!hold) return { result: { released: 0, state: "missing" }, changed: false };
+					if (onlyIfHeld && hold.state === "confirmed")
+						return { result: { released: 0, state: "confirmed" }, changed: false };
+					show.holds = show.holds.filter(h => h !== hold);
+					return { result: { released: hold.count, state: hold.state }, changed: true };
+				});
+			}
+		},
+
+		/** Where a checkout's seats stand, for reconciling a checkout that lost its orchestrator. */
+		getHold: {
+			params: { showID: SHOW_ID, holdId: HOLD_ID },
+			async handler(
+				ctx: Context<{ showID: string; holdId: string }>
+			): Promise<{ state: HoldState }> {
+				const show = await this.loadShow(ctx.params.showID);
+				const hold = show.holds.find(h => h.id === ctx.params.holdId);
+				if (!hold) return { state: "missing" };
+				if (hold.state === "held" && (hold.expiresAt ?? 0) <= Date.now())
+					return { state: "expired" };
+				return { state: hold.state };
+			}
+		},
+
+		/** Drops a show's expired holds; the sweeper calls it through the shard owner. */
+		expireHolds: {
+			...BY_SHOW,
+			params: { showID: SHOW_ID },
+			handler(ctx: Context<{ showID: string }>): Promise<{ expired: number }> {
+				// `mutateShow` drops expired holds before every change; this change is empty.
+				return this.mutateShow(ctx.params.showID, () => ({
+					result: { expired: 0 },
+					changed: false
+				}));
+			}
+		},
+
+		/** Operators: live unconfirmed holds and their deadlines. */
+		holds: {
+			params: { showID: { ...SHOW_ID, optional: true } },
+			async handler(ctx: Context<{ showID?: string }>): Promise<HoldView[]> {
+				const query: Record<string, unknown> = { nextExpiry: { $ne: null } };
+				if (ctx.params.showID) query._id = this.storeId(ctx.params.showID);
+				const docs: ShowDoc[] = await this.adapter.find({ query });
+				const now = Date.now();
+				return docs
+					.map(doc => this.toPlain<ShowDoc>(doc))
+					.flatMap(show =>
+						show.holds
+							.filter(h => h.state === "held" && (h.expiresAt ?? 0) > now)
+							.map(h => holdView(show._id, h))
+					);
+			}
+		},
+
+		/** Operators: add a show. */
+		create: {
+			params: {
+				name: { type: "string", trim: true, min: 1, max: 200 },
+				houseSize: HOUSE_SIZE
+			},
+			async handler(ctx: Context<{ name: string; houseSize: number }>): Promise<PublicShow> {
+				const show = newShowDoc({
+					_id: newShowId(),
+					name: ctx.params.name,
+					houseSize: ctx.params.houseSize,
+					presold: 0
+				});
+				await this.adapter.insert({ ...show, _id: this.storeId(show._id) });
+				const view = toPublicShow(show);
+				ctx.broadcast("shows.changed", view);
+				return view;
+			}
+		},
+
+		/** Operators: change a house size, never below the seats already held or sold. */
+		resize: {
+			...BY_SHOW,
+			params: { showID: SHOW_ID, houseSize: HOUSE_SIZE },
+			handler(ctx: Context<{ showID: string; houseSize: number }>): Promise<PublicShow> {
+				return this.mutateShow(ctx.params.showID, show => {
+					if (ctx.params.houseSize < show.reserved)
+						throw houseTooSmall(ctx.params.houseSize, show.reserved);
+					show.houseSize = ctx.params.houseSize;
+					return { result: toPublicShow(show), changed: true };
+				});
+			}
+		}
+	},
+
+	methods: {
+		/** Reads a show; a write on its owner starts from the state it last wrote itself. */
+		async loadShow(showID: string, forWrite = false): Promise<ShowDoc> {
+			const owned = forWrite ? this.ownedShows.get(showID) : undefined;
+			if (owned) return structuredClone(owned);
+			const doc = await this.adapter.findById(this.storeId(showID));
+			if (!doc) throw showNotFound(showID);
+			const show = this.toPlain<ShowDoc>(doc);
+			show.holds ??= [];
+			show.presold ??= 0;
+			show.version ??= 1;
+			return show;
+		},
+
+		/**
+		 * One write to a show: load it, drop expired holds, apply `change`, and store the result
+		 * with a version check. Serialised per show on this node.
+		 */
+		mutateShow<T>(showID: string, change: ShowChange<T>): Promise<T> {
+			return this.writeQueue.run(showID, async () => {
+				for (let attempt = 1; ; attempt++) {
+					const show = await this.loadShow(showID, true);
+					const expectedVersion = show.version;
+					const now = Date.now();
+					const expired = dropExpiredHolds(show, now);
+					let outcome: Change<T>;
+					try {
+						outcome = change(show, now, expired);
+					} catch (err) {
+						// A refusal still keeps the expired holds dropped.
+						if (expired.length > 0) await this.saveShow(show, expectedVersion);
+						throw err;
+					}
+					if (!outcome.changed && expired.length === 0) return outcome.result;
+					if (await this.saveShow(show, expectedVersion)) {
+						if (expired.length > 0)
+							this.logger.info(
+								`Show ${showID}: ${expired.length} expired hold(s) released`
+							);
+						return outcome.result;
+					}
+					// Someone else wrote this show (the shard moved): re-read and try again.
+					this.ownedShows.delete(showID);
+					if (attempt >= 3) throw storeConflict(showID);
+				}
+			});
+		},
+
+		async saveShow(show: ShowDoc, expectedVersion: number): Promise<boolean> {
+			show.reserved = show.presold + show.holds.reduce((sum, h) => sum + h.count, 0);
+			const deadlines = show.holds.filter(h => h.state === "held").map(h => h.expiresAt ?? 0);
+			show.nextExpiry = deadlines.length > 0 ? Math.min(...deadlines) : null;
+			show.version = expectedVersion + 1;
+			show.updatedAt = Date.now();
+			const { _id, ...fields } = show;
+			const written = await this.adapter.updateMany(
+				{ _id: this.storeId(_id), version: expectedVersion },
+				{ $set: fields }
+			);
+			if (written !== 1) return false;
+			this.ownedShows.set(show._id, structuredClone(show));
+			this.broker.broadcast("shows.changed", toPublicShow(show));
+			return true;
+		},
+
+		/** Finds shows with expired holds and has each one's owner drop them. */
+		async sweepExpiredHolds(): Promise<void> {
+			const due: ShowDoc[] = await this.adapter.find({
+				query: { nextExpiry: { $lte: Date.now() } }
+			});
+			for (const doc of due) {
+				const showID = this.toPlain<ShowDoc>(doc)._id;
+				await this.broker.call("shows.expireHolds", { showID });
+			}
+		}
+	},
+
+	created() {
+		this.writeQueue = createKeyedQueue();
+		this.ownedShows = new Map();
+		this.sweepTimer = null;
+	},
+
+	started() {
+		// Expired holds already stop counting on the next write to their show; the sweeper makes
+		// the counts right for shows that nobody writes to. Every instance may run it: the owner
+		// serialises the work and a second sweep finds nothing.
+		this.sweepTimer = setInterval(() => {
+			this.sweepExpiredHolds().catch(err =>
+				this.logger.warn(`Hold sweep failed, will retry: ${(err as Error).message}`)
+			);
+		}, this.settings.sweepIntervalMs);
+		this.sweepTimer.unref();
+	},
+
+	stopped() {
+		if (this.sweepTimer) clearInterval(this.sweepTimer);
+	}
+};
+
+export default ShowsService;
