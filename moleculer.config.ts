@@ -79,6 +79,7 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		services,
 		transporter,
 		mongoUri,
+		mongoDatabasePrefix: env.MONGO_DB_PREFIX ?? "",
 		dataDir: path.resolve(env.DATA_DIR || "./data"),
 		port: readInt(env, "PORT", 3000, 0, 65535),
 		/** Seconds an unconfirmed hold lives before its seats return. */

@@ -33,10 +33,16 @@ export interface StoreSettings {
 	mongoUri: string | null;
 	/** `null` with NeDB: in memory only (unit tests). */
 	dataDir: string | null;
+	/** Prepended to MongoDB database names, to keep several systems apart on one server. */
+	databasePrefix?: string;
 }
 
 export function defaultStoreSettings(): StoreSettings {
-	return { mongoUri: appConfig.mongoUri, dataDir: appConfig.dataDir };
+	return {
+		mongoUri: appConfig.mongoUri,
+		dataDir: appConfig.dataDir,
+		databasePrefix: appConfig.mongoDatabasePrefix
+	};
 }
 
 /** Any adapter we use: moleculer-db's NeDB one or the Mongo one, with what each exposes. */
@@ -163,7 +169,7 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 				adapter = new MongoAdapter(
 					store.mongoUri,
 					mongoDriverOptions,
-					options.database
+					(store.databasePrefix ?? "") + options.database
 				) as unknown as StoreAdapter;
 			} else {
 				const folder = store.dataDir ? path.join(store.dataDir, options.database) : null;

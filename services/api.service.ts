@@ -17,6 +17,7 @@ import ApiGateway from "moleculer-web";
 import { appConfig } from "../moleculer.config";
 import { checkoutFailed, idempotencyKeyReused, tooManyTickets } from "../lib/errors";
 import { describeError } from "../lib/http-errors";
+import { openApiDocument } from "../lib/openapi";
 import type { HoldView, PublicShow, Reservation } from "../lib/types";
 import type { ReservationDoc } from "./reservations.service";
 
@@ -71,6 +72,9 @@ interface ApiMethods {
 interface ApiLocals {
 	showsCache: ShowsCache;
 }
+
+/** What a checkout needs; health is "ok" only when each is reachable. */
+const CHECKOUT_ACTIONS = ["shows.holdSeats", "reservations.create"];
 
 const SHOW_ID_PATTERN = /^[0-9a-fA-F]{24}$/;
 const RESERVATION_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
@@ -217,7 +221,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 					"GET /": "api.listShows",
 					"GET /shows/:id": "api.getShow",
 					"GET /reservations/:id": "api.getReservation",
-					"DELETE /reservations/:id": "api.cancelReservation"
+					"DELETE /reservations/:id": "api.cancelReservation",
+					"GET /health": "api.health",
+					"GET /openapi.json": "api.openapi"
 				},
 				bodyParsers: false,
 				callOptions: { timeout: appConfig.checkoutTimeoutMs }
@@ -236,6 +242,41 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 	},
 
 	actions: {
+		/** Ready to take checkouts: connected to the cluster, and shows and reservations reachable. */
+		health: {
+			params: {},
+			handler(ctx: Context<unknown, CheckoutMeta>) {
+				const transit = this.broker.transit;
+				const broker = transit ? transit.connected : true;
+				const services = Object.fromEntries(
+					CHECKOUT_ACTIONS.map(action => [
+						action.split(".")[0],
+						this.broker.registry.actions.isAvailable(action)
+					])
+				);
+				const ready = broker && Object.values(services).every(Boolean);
+				if (!ready) {
+					ctx.meta.$statusCode = 503;
+					ctx.meta.$responseHeaders = { "Retry-After": "2" };
+				}
+				return {
+					status: ready ? "ok" : "unavailable",
+					nodeID: this.broker.nodeID,
+					broker: broker ? "connected" : "disconnected",
+					services,
+					uptime: Math.round(process.uptime())
+				};
+			}
+		},
+
+		/** The OpenAPI 3 description of exactly the public routes. */
+		openapi: {
+			params: {},
+			handler() {
+				return openApiDocument;
+			}
+		},
+
 		listShows: {
 			params: {},
 			async handler(ctx: Context): Promise<PublicShow[]> {

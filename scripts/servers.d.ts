@@ -1,0 +1,13 @@
+export interface ServerHandle {
+	port: number;
+	stop(signal?: NodeJS.Signals): Promise<void>;
+	kill(): Promise<void>;
+	restart(): Promise<void>;
+	log(): string;
+}
+export function ensureBinary(name: "nats-server" | "ferretdb"): string;
+export function ensureBinaries(): string[];
+export function freePort(): Promise<number>;
+export function startNats(): Promise<ServerHandle & { url: string }>;
+export function startFerretDB(): Promise<ServerHandle & { uri: string }>;
+export const BIN_DIR: string;

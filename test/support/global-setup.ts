@@ -1,0 +1,16 @@
+/**
+ * Before any test file: build the server binaries once (cached in .cache/bin), unless the caller
+ * gives its own servers through NATS_URL / MONGO_URI. Those are handed to the tests as
+ * TEST_NATS_URL / TEST_MONGO_URI, and cleared for the test processes themselves so that no unit
+ * test picks up a real store by accident.
+ */
+import { ensureBinary } from "../../scripts/servers";
+
+export default function globalSetup(): void {
+	if (process.env.NATS_URL) process.env.TEST_NATS_URL = process.env.NATS_URL;
+	else ensureBinary("nats-server");
+	if (process.env.MONGO_URI) process.env.TEST_MONGO_URI = process.env.MONGO_URI;
+	else ensureBinary("ferretdb");
+	for (const name of ["NATS_URL", "MONGO_URI", "TRANSPORTER", "SERVICES", "PORT", "DATA_DIR"])
+		delete process.env[name];
+}

@@ -1,0 +1,155 @@
+/**
+ * Runs the real system for integration tests: service processes started the way an operator
+ * starts them (moleculer-runner on the built dist/), on real servers (nats-server, FerretDB)
+ * unless TEST_NATS_URL / TEST_MONGO_URI name servers to use instead.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { freePort, startFerretDB, startNats, type ServerHandle } from "../../scripts/servers";
+
+const ROOT = path.resolve(__dirname, "..", "..");
+const RUNNER = path.join(ROOT, "node_modules", "moleculer", "bin", "moleculer-runner.js");
+
+export interface NodeOptions {
+	services: string;
+	instances?: number;
+	env?: Record<string, string>;
+}
+
+export interface NodeHandle {
+	readonly pid: number | undefined;
+	output(): string;
+	/** Resolves when the process has exited. */
+	stop(signal?: NodeJS.Signals): Promise<void>;
+	start(): Promise<void>;
+	exited(): Promise<number | null>;
+}
+
+/** One process of the system; `start` again after `stop` runs the same command anew. */
+export function systemNode(options: NodeOptions, baseEnv: Record<string, string>): NodeHandle {
+	let child: ChildProcess | null = null;
+	let output = "";
+	let exit: Promise<number | null> = Promise.resolve(null);
+	const args = [RUNNER, "--config", path.join(ROOT, "dist", "moleculer.config.js")];
+	if (options.instances && options.instances > 1)
+		args.push("--instances", String(options.instances));
+	return {
+		get pid() {
+			return child?.pid;
+		},
+		output: () => output,
+		async start() {
+			output = "";
+			child = spawn(process.execPath, args, {
+				cwd: ROOT,
+				env: {
+					...process.env,
+					SERVICEDIR: path.join(ROOT, "dist", "services"),
+					METRICS_PORT: "0",
+					LOG_LEVEL: "warn",
+					...baseEnv,
+					...options.env,
+					SERVICES: options.services
+				},
+				stdio: ["ignore", "pipe", "pipe"]
+			});
+			const proc = child;
+			proc.stdout!.on("data", d => (output += d.toString()));
+			proc.stderr!.on("data", d => (output += d.toString()));
+			exit = new Promise(resolve => proc.once("exit", code => resolve(code)));
+		},
+		exited: () => exit,
+		async stop(signal: NodeJS.Signals = "SIGTERM") {
+			if (!child || child.exitCode !== null || child.signalCode !== null) return;
+			child.kill(signal);
+			await exit;
+		}
+	};
+}
+
+export interface Cluster {
+	baseUrl: string;
+	port: number;
+	nats: (ServerHandle & { url: string }) | null;
+	mongo: (ServerHandle & { uri: string }) | null;
+	env: Record<string, string>;
+	nodes: NodeHandle[];
+	add(options: NodeOptions): Promise<NodeHandle>;
+	stop(): Promise<void>;
+}
+
+/** Real servers (own ones unless given) and a namespace of its own for one test file. */
+export async function startCluster(opts: { mongo?: boolean; env?: Record<string, string> } = {}) {
+	const id = crypto.randomBytes(4).toString("hex");
+	const nats = process.env.TEST_NATS_URL ? null : await startNats();
+	const wantMongo = opts.mongo !== false;
+	const mongo = wantMongo && !process.env.TEST_MONGO_URI ? await startFerretDB() : null;
+	const port = await freePort();
+	const env: Record<string, string> = {
+		NAMESPACE: `test-${id}`,
+		TRANSPORTER: nats ? nats.url : process.env.TEST_NATS_URL!,
+		PORT: String(port),
+		RATE_LIMIT: "0",
+		...(wantMongo
+			? {
+					MONGO_URI: mongo ? mongo.uri : process.env.TEST_MONGO_URI!,
+					MONGO_DB_PREFIX: mongo ? "" : `test_${id}_`
+				}
+			: { DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "tickets-")) }),
+		...opts.env
+	};
+	const cluster: Cluster = {
+		baseUrl: `http://127.0.0.1:${port}`,
+		port,
+		nats,
+		mongo,
+		env,
+		nodes: [],
+		async add(options) {
+			const node = systemNode(options, env);
+			await node.start();
+			cluster.nodes.push(node);
+			return node;
+		},
+		async stop() {
+			await Promise.all(cluster.nodes.map(n => n.stop()));
+			await nats?.stop();
+			await mongo?.stop();
+		}
+	};
+	return cluster;
+}
+
+/** A single process running the whole system on embedded stores, as `npm start` does. */
+export async function startEmbedded(env: Record<string, string> = {}) {
+	const port = await freePort();
+	const dataDir = env.DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), "tickets-"));
+	const node = systemNode(
+		{ services: "shows,reservations,api" },
+		{ PORT: String(port), DATA_DIR: dataDir, RATE_LIMIT: "0", ...env }
+	);
+	await node.start();
+	const baseUrl = `http://127.0.0.1:${port}`;
+	await waitForHealthy(baseUrl, node);
+	return { node, baseUrl, dataDir, port };
+}
+
+/** Waits until GET /health answers 200, or fails with the process output. */
+export async function waitForHealthy(baseUrl: string, node?: NodeHandle, timeoutMs = 30000) {
+	const deadline = Date.now() + timeoutMs;
+	let last = "";
+	while (Date.now() < deadline) {
+		try {
+			const res = await fetch(`${baseUrl}/health`);
+			if (res.status === 200) return;
+			last = `${res.status} ${await res.text()}`;
+		} catch (err) {
+			last = String(err);
+		}
+		await new Promise(r => setTimeout(r, 200));
+	}
+	throw new Error(`system at ${baseUrl} not healthy: ${last}\n${node?.output() ?? ""}`);
+}
