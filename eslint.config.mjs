@@ -8,7 +8,20 @@ export default tseslint.config(
 	...tseslint.configs.recommended,
 	prettier,
 	{
-		languageOptions: { globals: { process: "readonly", console: "readonly", require: "readonly", module: "writable", __dirname: "readonly", setTimeout: "readonly", clearTimeout: "readonly", setInterval: "readonly", clearInterval: "readonly", Buffer: "readonly" } },
+		languageOptions: {
+			globals: {
+				process: "readonly",
+				console: "readonly",
+				require: "readonly",
+				module: "writable",
+				__dirname: "readonly",
+				setTimeout: "readonly",
+				clearTimeout: "readonly",
+				setInterval: "readonly",
+				clearInterval: "readonly",
+				Buffer: "readonly"
+			}
+		},
 		rules: {
 			"@typescript-eslint/no-explicit-any": "off",
 			"@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],

@@ -1,7 +1,7 @@
 /** Unit tests run on an in-process broker; integration tests start real processes and servers. */
 module.exports = {
 	testEnvironment: "node",
-	transform: { "^.+\\.ts$": ["ts-jest", { isolatedModules: true }] },
+	transform: { "^.+\\.ts$": "ts-jest" },
 	testMatch: ["<rootDir>/test/**/*.test.ts"],
 	globalSetup: "<rootDir>/test/support/global-setup.ts",
 	globalTeardown: "<rootDir>/test/support/global-teardown.ts",

@@ -106,15 +106,15 @@ function lockEmbeddedStore(folder: string): string {
 			return lockFile;
 		} catch (err) {
 			if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-			const owner = Number(fs.readFileSync(lockFile, "utf8"));
-			if (owner && owner !== process.pid && isAlive(owner))
-				throw new Error(
-					`The embedded store in ${folder} is already used by process ${owner}. ` +
-						`An embedded NeDB store belongs to one process: stop the other one, ` +
-						`give this one another DATA_DIR, or set MONGO_URI to run several instances.`
-				);
-			fs.rmSync(lockFile, { force: true });
 		}
+		const owner = Number(fs.readFileSync(lockFile, "utf8"));
+		if (owner && owner !== process.pid && isAlive(owner))
+			throw new Error(
+				`The embedded store in ${folder} is already used by process ${owner}. ` +
+					`An embedded NeDB store belongs to one process: stop the other one, ` +
+					`give this one another DATA_DIR, or set MONGO_URI to run several instances.`
+			);
+		fs.rmSync(lockFile, { force: true });
 	}
 	throw new Error(`Could not lock the embedded store in ${folder}`);
 }

@@ -57,6 +57,7 @@ interface ShowsCache {
 	fetchedAt: number;
 	/** Bumped by every change event, so a fetch that raced a change is not cached. */
 	generation: number;
+	refreshing: Promise<PublicShow[]> | null;
 }
 
 interface ApiMethods {
@@ -75,6 +76,12 @@ interface ApiLocals {
 
 /** What a checkout needs; health is "ok" only when each is reachable. */
 const CHECKOUT_ACTIONS = ["shows.holdSeats", "reservations.create"];
+
+/** Shows per page of GET /, by default and at most. */
+const DEFAULT_PAGE = 100;
+const MAX_PAGE = 1000;
+/** Shows per `shows.list` call when filling the cache: well inside NATS's 1 MB message limit. */
+const FETCH_PAGE = 5000;
 
 const SHOW_ID_PATTERN = /^[0-9a-fA-F]{24}$/;
 const RESERVATION_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
@@ -277,10 +284,35 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			}
 		},
 
+		/**
+		 * The shows, a page at a time (default 100) so that the answer stays small however many
+		 * shows there are; `Link: <…>; rel="next"` and `X-Total-Count` tell what else there is.
+		 */
 		listShows: {
-			params: {},
-			async handler(ctx: Context): Promise<PublicShow[]> {
-				return this.loadShows(ctx);
+			params: {
+				limit: {
+					type: "number",
+					integer: true,
+					min: 1,
+					max: MAX_PAGE,
+					optional: true,
+					convert: true
+				},
+				offset: { type: "number", integer: true, min: 0, optional: true, convert: true }
+			},
+			async handler(
+				ctx: Context<{ limit?: number; offset?: number }, CheckoutMeta>
+			): Promise<PublicShow[]> {
+				const limit = ctx.params.limit ?? DEFAULT_PAGE;
+				const offset = ctx.params.offset ?? 0;
+				const shows = await this.loadShows(ctx);
+				const headers: Record<string, string> = { "X-Total-Count": String(shows.length) };
+				if (offset + limit < shows.length)
+					headers.Link = `</?limit=${limit}&offset=${offset + limit}>; rel="next"`;
+				ctx.meta.$responseHeaders = headers;
+				return offset === 0 && limit >= shows.length
+					? shows
+					: shows.slice(offset, offset + limit);
 			}
 		},
 
@@ -395,19 +427,39 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 	},
 
 	methods: {
-		/** The show list from cache, refreshed when it is older than the safety TTL. */
-		async loadShows(ctx: Context): Promise<PublicShow[]> {
+		/**
+		 * The show list from cache, refreshed when it is older than the safety TTL. Concurrent
+		 * readers share one refresh, fetched in pages that each fit in one broker message.
+		 */
+		loadShows(ctx: Context): Promise<PublicShow[]> {
 			const cache = this.showsCache;
 			if (cache.shows && Date.now() - cache.fetchedAt < this.settings.showsCacheTtlMs)
-				return cache.shows;
+				return Promise.resolve(cache.shows);
+			if (cache.refreshing) return cache.refreshing;
 			const generation = cache.generation;
-			const shows = await ctx.call<PublicShow[], object>("shows.list", {});
-			if (cache.generation === generation) {
-				cache.shows = shows;
-				cache.byId = new Map(shows.map(s => [s._id, s]));
-				cache.fetchedAt = Date.now();
-			}
-			return shows;
+			const refresh = (async () => {
+				const shows: PublicShow[] = [];
+				for (;;) {
+					const page = await ctx.call<PublicShow[], object>("shows.list", {
+						offset: shows.length,
+						limit: FETCH_PAGE
+					});
+					shows.push(...page);
+					if (page.length < FETCH_PAGE) break;
+				}
+				if (cache.generation === generation) {
+					cache.shows = shows;
+					cache.byId = new Map(shows.map(s => [s._id, s]));
+					cache.fetchedAt = Date.now();
+				}
+				return shows;
+			})();
+			cache.refreshing = refresh;
+			const clear = () => {
+				if (cache.refreshing === refresh) cache.refreshing = null;
+			};
+			refresh.then(clear, clear);
+			return refresh;
 		},
 
 		async resumeCheckout(
@@ -481,7 +533,13 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 	},
 
 	created() {
-		this.showsCache = { shows: null, byId: new Map(), fetchedAt: 0, generation: 0 };
+		this.showsCache = {
+			shows: null,
+			byId: new Map(),
+			fetchedAt: 0,
+			generation: 0,
+			refreshing: null
+		};
 	}
 };
 
