@@ -15,6 +15,7 @@ export default tseslint.config(
 				require: "readonly",
 				module: "writable",
 				__dirname: "readonly",
+				__filename: "readonly",
 				setTimeout: "readonly",
 				clearTimeout: "readonly",
 				setInterval: "readonly",

@@ -6,6 +6,7 @@
 import cluster from "node:cluster";
 import path from "node:path";
 import type { BrokerOptions, Errors } from "moleculer";
+import { replCommands } from "./lib/repl-commands";
 
 type Env = Record<string, string | undefined>;
 
@@ -86,6 +87,8 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		holdTtlSeconds: readInt(env, "HOLD_TTL", 600, 1, 86400),
 		/** How often each shows node looks for expired holds, and reservations for stuck checkouts. */
 		sweepIntervalMs: readInt(env, "SWEEP_INTERVAL_MS", 5000, 100, 600000),
+		/** Extra wait past a hold's deadline before a pending checkout counts as abandoned. */
+		reconcileGraceMs: readInt(env, "RECONCILE_GRACE_MS", 5000, 0, 600000),
 		/** Tickets in one order (pretix defaults to 10, alf.io to 5). */
 		maxTicketsPerOrder: readInt(env, "MAX_TICKETS_PER_ORDER", 10, 1, 1000),
 		/** Checkouts per minute per client address; 0 turns the limit off. */
@@ -146,9 +149,14 @@ const brokerConfig: BrokerOptions = {
 		threshold: 0.5,
 		minRequestCount: 20,
 		windowTime: 60,
-		halfOpenTime: 10 * 1000,
+		halfOpenTime: 5 * 1000,
 		check: (err: Error) => (err as Errors.MoleculerError).code >= 500
 	},
+
+	// A node that dies without saying goodbye (SIGKILL, lost network) is noticed within
+	// heartbeatTimeout; until then calls routed to it fail fast with a retryable error.
+	heartbeatInterval: 2,
+	heartbeatTimeout: 8,
 
 	// Writes for one show are sharded to one node (see shows.service.ts). Preferring a local
 	// instance would bypass that routing, so every call goes through the balancer.
@@ -161,6 +169,9 @@ const brokerConfig: BrokerOptions = {
 			options: { port: appConfig.metricsPort, path: "/metrics" }
 		}
 	},
+
+	// Operator commands for `npm run repl`: shows, reservations, holds, add-show, resize, cancel.
+	replOptions: { customCommands: replCommands },
 
 	tracing: {
 		enabled: appConfig.tracing,

@@ -65,14 +65,34 @@ export interface StoreAdapter {
 			opts: Record<string, unknown>
 		): Promise<unknown>;
 	};
-	db?: {
-		ensureIndexAsync?(opts: Record<string, unknown>): Promise<unknown>;
-		setAutocompactionInterval?(ms: number): void;
-		stopAutocompaction?(): void;
-	};
+	/** The Mongo adapter's database handle, or the NeDB adapter's datastore. */
+	db?: unknown;
 }
 
+/** NeDB's datastore, as the NeDB adapter exposes it. */
+interface NeDbStore {
+	ensureIndexAsync?(opts: Record<string, unknown>): Promise<unknown>;
+	setAutocompactionInterval?(ms: number): void;
+	stopAutocompaction?(): void;
+}
+
+interface ClaimsCollection {
+	insertOne(doc: Record<string, unknown>): Promise<unknown>;
+	deleteOne(query: Record<string, unknown>): Promise<unknown>;
+	deleteMany(query: Record<string, unknown>): Promise<unknown>;
+}
+
+/** A claim older than this belongs to a writer that died between claiming and writing. */
+const STALE_CLAIM_MS = 10 * 1000;
+
 export interface DbMethods {
+	/**
+	 * Claims the right to write version `version` of document `docId`; only one writer ever gets
+	 * a given claim. A no-op on NeDB, whose store belongs to one process.
+	 */
+	claimVersion(docId: string, version: number): Promise<boolean>;
+	/** Gives a claim back after the write it was for did not happen. */
+	dropClaim(docId: string, version: number): Promise<void>;
 	/** The store's form of an id: an ObjectId for 24-hex strings on MongoDB, the string otherwise. */
 	storeId(id: string): unknown;
 	/** Stored document to plain object with a string `_id`. */
@@ -155,6 +175,32 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 			isDuplicateKey(err: unknown): boolean {
 				const e = err as { code?: number; errorType?: string; message?: string };
 				return e?.code === 11000 || e?.errorType === "uniqueViolated";
+			},
+			/*
+			 * FerretDB runs a conditional update as read-then-write, so two writers can both pass a
+			 * version check. An insert of a unique key is atomic on every MongoDB-wire store, so
+			 * each version of a document is first claimed by inserting "<id>:<version>".
+			 */
+			async claimVersion(docId: string, version: number): Promise<boolean> {
+				const claims = this.versionClaims as ClaimsCollection | null;
+				if (!claims) return true;
+				const now = Date.now();
+				try {
+					await claims.insertOne({ _id: `${docId}:${version}`, at: now });
+					return true;
+				} catch (err) {
+					if (!this.isDuplicateKey(err)) throw err;
+				}
+				// Taken: by a live writer (we lost, re-read), or by one that died before writing.
+				await claims.deleteOne({
+					_id: `${docId}:${version}`,
+					at: { $lt: now - STALE_CLAIM_MS }
+				});
+				return false;
+			},
+			async dropClaim(docId: string, version: number): Promise<void> {
+				const claims = this.versionClaims as ClaimsCollection | null;
+				await claims?.deleteOne({ _id: `${docId}:${version}` });
 			}
 		},
 
@@ -180,21 +226,28 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 			}
 			adapter.init(this.broker, this);
 			this.adapter = adapter;
+			this.versionClaims = null;
 			this.logger.info(`Store: ${storeDescription(store, options.database)}`);
 		},
 
-		async afterConnected(this: Service & DbMethods & { adapter: StoreAdapter }) {
+		async afterConnected(
+			this: Service & DbMethods & { adapter: StoreAdapter; versionClaims: unknown }
+		) {
 			const adapter = this.adapter;
+			const mongoDb = adapter.db as { collection?(name: string): unknown } | undefined;
+			if (adapter.collection && mongoDb?.collection)
+				this.versionClaims = mongoDb.collection(`${options.collection}_claims`);
+			const nedb = adapter.collection ? undefined : (adapter.db as NeDbStore | undefined);
 			for (const index of options.indexes ?? []) {
 				if (adapter.collection) {
 					await adapter.collection.createIndex(index.fields, { unique: !!index.unique });
-				} else if (adapter.db?.ensureIndexAsync) {
+				} else if (nedb?.ensureIndexAsync) {
 					for (const fieldName of Object.keys(index.fields))
-						await adapter.db.ensureIndexAsync({ fieldName, unique: !!index.unique });
+						await nedb.ensureIndexAsync({ fieldName, unique: !!index.unique });
 				}
 			}
 			// NeDB appends every write to its file; compact it now and then so it stays small.
-			adapter.db?.setAutocompactionInterval?.(10 * 60 * 1000);
+			nedb?.setAutocompactionInterval?.(10 * 60 * 1000);
 
 			if (options.seed && (await adapter.count({})) === 0) {
 				const docs = options
@@ -206,7 +259,8 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 		},
 
 		stopped() {
-			(this.adapter as StoreAdapter).db?.stopAutocompaction?.();
+			const adapter = this.adapter as StoreAdapter;
+			if (!adapter.collection) (adapter.db as NeDbStore | undefined)?.stopAutocompaction?.();
 			if (this.storeLock) fs.rmSync(this.storeLock as string, { force: true });
 		}
 	};

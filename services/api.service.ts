@@ -18,6 +18,7 @@ import { appConfig } from "../moleculer.config";
 import { checkoutFailed, idempotencyKeyReused, tooManyTickets } from "../lib/errors";
 import { describeError } from "../lib/http-errors";
 import { openApiDocument } from "../lib/openapi";
+import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import type { HoldView, PublicShow, Reservation } from "../lib/types";
 import type { ReservationDoc } from "./reservations.service";
 
@@ -31,6 +32,8 @@ interface CheckoutParams {
 
 interface CheckoutMeta {
 	idempotencyKey?: string;
+	/** Chosen once per HTTP request, so that nothing downstream can book it twice. */
+	checkoutId?: string;
 	$statusCode?: number;
 	$location?: string;
 	$responseHeaders?: Record<string, string>;
@@ -60,7 +63,7 @@ interface ShowsCache {
 	refreshing: Promise<PublicShow[]> | null;
 }
 
-interface ApiMethods {
+interface ApiMethods extends MetricsMethods {
 	loadShows(ctx: Context): Promise<PublicShow[]>;
 	resumeCheckout(
 		ctx: Context<CheckoutParams, CheckoutMeta>,
@@ -73,6 +76,8 @@ interface ApiMethods {
 interface ApiLocals {
 	showsCache: ShowsCache;
 }
+
+const CHECKOUTS = "tickets_checkouts_total";
 
 /** What a checkout needs; health is "ok" only when each is reachable. */
 const CHECKOUT_ACTIONS = ["shows.holdSeats", "reservations.create"];
@@ -153,6 +158,35 @@ function acceptCheckoutBody(req: IncomingMessage & { $params?: Record<string, un
 	}
 }
 
+/**
+ * A gateway call gets the whole checkout budget and is never retried as a whole: a retry would run
+ * the saga again beside a first attempt that may still be going. The steps inside retry instead,
+ * each idempotent by the checkout id.
+ */
+const GATEWAY_CALL_OPTIONS = { timeout: appConfig.checkoutTimeoutMs, retries: 0 };
+
+/** The one place where errors become HTTP answers. */
+function sendErrorAnswer(_req: IncomingMessage, res: ServerResponse, err: Error): void {
+	// moleculer-web has already logged a 5xx cause with its stack.
+	const { status, body, retryAfter } = describeError(err);
+	// The rate limiter says when its window resets; wait until then rather than a whole window.
+	const resetAt = Number(res.getHeader("X-Rate-Limit-Reset"));
+	if (status === 429 && resetAt > Date.now())
+		res.setHeader("Retry-After", String(Math.ceil((resetAt - Date.now()) / 1000)));
+	else if (retryAfter !== undefined) res.setHeader("Retry-After", String(retryAfter));
+	res.setHeader("Content-Type", "application/json; charset=utf-8");
+	res.writeHead(status);
+	res.end(JSON.stringify(body));
+}
+
+/** How a refused checkout counts in `tickets_checkouts_total`. */
+function checkoutOutcome(status: number, type: string | undefined): string {
+	if (status === 409 && type === "NOT_ENOUGH_SEATS") return "sold_out";
+	if (status === 429) return "rate_limited";
+	if (status >= 400 && status < 500 && status !== 409) return "invalid";
+	return "failed";
+}
+
 const checkoutRoute = {
 	name: "checkout",
 	path: "",
@@ -162,7 +196,7 @@ const checkoutRoute = {
 		json: { strict: true, limit: appConfig.bodyLimitBytes },
 		urlencoded: { extended: false, limit: appConfig.bodyLimitBytes }
 	},
-	callOptions: { timeout: appConfig.checkoutTimeoutMs },
+	callOptions: GATEWAY_CALL_OPTIONS,
 	...(appConfig.rateLimitPerMinute > 0
 		? {
 				rateLimit: {
@@ -179,6 +213,7 @@ const checkoutRoute = {
 		req: IncomingMessage & { $params?: Record<string, unknown> }
 	) {
 		acceptCheckoutBody(req);
+		ctx.meta.checkoutId = crypto.randomUUID().replace(/-/g, "");
 		const key = req.headers["idempotency-key"];
 		if (key !== undefined) {
 			if (typeof key !== "string" || !IDEMPOTENCY_KEY_PATTERN.test(key))
@@ -189,13 +224,39 @@ const checkoutRoute = {
 				);
 			ctx.meta.idempotencyKey = key;
 		}
+	},
+	onAfterCall(
+		this: MetricsMethods,
+		_ctx: Context,
+		_route: unknown,
+		_req: unknown,
+		_res: unknown,
+		data: unknown
+	) {
+		this.countMetric(CHECKOUTS, { outcome: "booked" });
+		return data;
+	},
+	onError(this: MetricsMethods, req: IncomingMessage, res: ServerResponse, err: Error) {
+		const { status, body } = describeError(err);
+		this.countMetric(CHECKOUTS, { outcome: checkoutOutcome(status, body.type) });
+		sendErrorAnswer(req, res, err);
 	}
 };
 
 const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 	name: "api",
 
-	mixins: [ApiGateway as unknown as ServiceSchema],
+	mixins: [
+		ApiGateway as unknown as ServiceSchema,
+		createMetricsMixin([
+			{
+				name: CHECKOUTS,
+				description:
+					"Checkouts by outcome: booked, sold_out, invalid, rate_limited, failed",
+				labelNames: ["outcome"]
+			}
+		])
+	],
 
 	settings: {
 		port: appConfig.port,
@@ -233,19 +294,11 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 					"GET /openapi.json": "api.openapi"
 				},
 				bodyParsers: false,
-				callOptions: { timeout: appConfig.checkoutTimeoutMs }
+				callOptions: GATEWAY_CALL_OPTIONS
 			},
 			checkoutRoute
 		],
-		// The one place where errors become HTTP answers.
-		onError(_req: IncomingMessage, res: ServerResponse, err: Error) {
-			// moleculer-web has already logged a 5xx cause with its stack.
-			const { status, body, retryAfter } = describeError(err);
-			if (retryAfter !== undefined) res.setHeader("Retry-After", String(retryAfter));
-			res.setHeader("Content-Type", "application/json; charset=utf-8");
-			res.writeHead(status);
-			res.end(JSON.stringify(body));
-		}
+		onError: sendErrorAnswer
 	},
 
 	actions: {

@@ -25,6 +25,7 @@ import {
 	reservationNotFound
 } from "../lib/errors";
 import type { HoldState, Reservation, ReservationStatus } from "../lib/types";
+import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 
 export interface ReservationDoc extends Reservation {
 	/** Hash of what was asked for, to tell a replay from a reuse of an Idempotency-Key. */
@@ -42,7 +43,7 @@ interface ReservationsSettings extends ServiceSettingSchema {
 	store: ReturnType<typeof defaultStoreSettings>;
 }
 
-interface ReservationsMethods extends DbMethods {
+interface ReservationsMethods extends DbMethods, MetricsMethods {
 	findReservation(id: string): Promise<ReservationDoc | null>;
 	moveStatus(
 		id: string,
@@ -59,6 +60,9 @@ interface ReservationsLocals {
 	adapter: StoreAdapter;
 	reconcileTimer: NodeJS.Timeout | null;
 }
+
+const CANCELLATIONS = "tickets_cancellations_total";
+const RECONCILED = "tickets_checkouts_reconciled_total";
 
 const RESERVATION_ID = { type: "string", pattern: /^[A-Za-z0-9_-]{8,64}$/ } as const;
 const SHOW_ID = { type: "string", pattern: /^[0-9a-fA-F]{24}$/ } as const;
@@ -87,13 +91,21 @@ const ReservationsService: ServiceSchema<
 			database: "reservations",
 			collection: "reservations",
 			indexes: [{ fields: { showID: 1 } }, { fields: { status: 1 } }]
-		})
+		}),
+		createMetricsMixin([
+			{ name: CANCELLATIONS, description: "Reservations canceled" },
+			{
+				name: RECONCILED,
+				description: "Abandoned checkouts settled by the reconciler, by result",
+				labelNames: ["result"]
+			}
+		])
 	],
 
 	settings: {
 		holdTtlSeconds: appConfig.holdTtlSeconds,
 		sweepIntervalMs: appConfig.sweepIntervalMs,
-		reconcileGraceMs: 5000,
+		reconcileGraceMs: appConfig.reconcileGraceMs,
 		store: defaultStoreSettings(),
 		$secureSettings: ["store"]
 	},
@@ -205,7 +217,10 @@ const ReservationsService: ServiceSchema<
 				const doc = await this.findReservation(id);
 				if (!doc) throw reservationNotFound(id);
 				if (doc.status !== "canceled") throw notCancelable(id, doc.status);
-				if (moved) ctx.emit("reservations.canceled", toPublicReservation(doc));
+				if (moved) {
+					this.countMetric(CANCELLATIONS);
+					ctx.emit("reservations.canceled", toPublicReservation(doc));
+				}
 				if (!doc.seatsReleased) {
 					// The cancel is recorded; if the release fails now, the reconciler repeats it.
 					await this.releaseCanceledSeats(doc).catch(err =>
@@ -272,6 +287,7 @@ const ReservationsService: ServiceSchema<
 			);
 			if (state === "confirmed") {
 				await this.broker.call("reservations.confirm", { id });
+				this.countMetric(RECONCILED, { result: "confirmed" });
 				this.logger.info(`Reconciled checkout ${id}: seats were sold, confirmed`);
 				return;
 			}
@@ -283,6 +299,7 @@ const ReservationsService: ServiceSchema<
 				onlyIfHeld: true
 			});
 			await this.moveStatus(id, "pending", "failed", { failReason: `abandoned (${state})` });
+			this.countMetric(RECONCILED, { result: "failed" });
 			this.logger.info(`Reconciled checkout ${id}: seats ${state}, marked failed`);
 		},
 

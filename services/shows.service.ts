@@ -28,6 +28,7 @@ import {
 	storeConflict
 } from "../lib/errors";
 import { createKeyedQueue, type KeyedQueue } from "../lib/keyed-queue";
+import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import type { HoldState, HoldView, PublicShow } from "../lib/types";
 
 export interface Hold {
@@ -62,9 +63,9 @@ interface ShowsSettings extends ServiceSettingSchema {
 	store: ReturnType<typeof defaultStoreSettings>;
 }
 
-interface ShowsMethods extends DbMethods {
+interface ShowsMethods extends DbMethods, MetricsMethods {
 	mutateShow<T>(showID: string, change: ShowChange<T>): Promise<T>;
-	loadShow(showID: string, forWrite?: boolean): Promise<ShowDoc>;
+	loadShow(showID: string): Promise<ShowDoc>;
 	saveShow(show: ShowDoc, expectedVersion: number): Promise<boolean>;
 	sweepExpiredHolds(): Promise<void>;
 }
@@ -72,8 +73,6 @@ interface ShowsMethods extends DbMethods {
 interface ShowsLocals {
 	adapter: StoreAdapter;
 	writeQueue: KeyedQueue;
-	/** Last written state of the shows this node owns, so a write needs no read. */
-	ownedShows: Map<string, ShowDoc>;
 	sweepTimer: NodeJS.Timeout | null;
 }
 
@@ -88,6 +87,13 @@ type ShowChange<T> = (show: ShowDoc, now: number, expired: Hold[]) => Change<T>;
 const SHOW_ID = { type: "string", pattern: /^[0-9a-fA-F]{24}$/ } as const;
 const HOLD_ID = { type: "string", pattern: /^[A-Za-z0-9_-]{8,64}$/ } as const;
 const HOUSE_SIZE = { type: "number", integer: true, min: 1, max: 100000 } as const;
+const SEATS_HELD = "tickets_seats_held_total";
+const SEATS_RELEASED = "tickets_seats_released_total";
+const HOLDS_EXPIRED = "tickets_holds_expired_total";
+
+/** Tries of one show write that keeps meeting a concurrent writer, before answering 503. */
+const MAX_WRITE_ATTEMPTS = 8;
+
 /** Writes for one show go to one node; see the header comment. */
 const BY_SHOW = { strategy: "Shard", strategyOptions: { shardKey: "showID" } } as const;
 
@@ -160,7 +166,12 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 			collection: "shows",
 			indexes: [{ fields: { nextExpiry: 1 } }],
 			seed: () => SEED_SHOWS.map(show => ({ ...newShowDoc(show) }))
-		})
+		}),
+		createMetricsMixin([
+			{ name: SEATS_HELD, description: "Seats put on hold by checkouts" },
+			{ name: SEATS_RELEASED, description: "Seats given back by cancels and compensations" },
+			{ name: HOLDS_EXPIRED, description: "Unconfirmed holds that ran out of time" }
+		])
 	],
 
 	settings: {
@@ -230,6 +241,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 						createdAt: now
 					};
 					show.holds.push(hold);
+					this.countMetric(SEATS_HELD, undefined, count);
 					return { result: { ...holdView(showID, hold), created: true }, changed: true };
 				});
 			}
@@ -278,6 +290,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 					if (onlyIfHeld && hold.state === "confirmed")
 						return { result: { released: 0, state: "confirmed" }, changed: false };
 					show.holds = show.holds.filter(h => h !== hold);
+					this.countMetric(SEATS_RELEASED, undefined, hold.count);
 					return { result: { released: hold.count, state: hold.state }, changed: true };
 				});
 			}
@@ -365,10 +378,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 	},
 
 	methods: {
-		/** Reads a show; a write on its owner starts from the state it last wrote itself. */
-		async loadShow(showID: string, forWrite = false): Promise<ShowDoc> {
-			const owned = forWrite ? this.ownedShows.get(showID) : undefined;
-			if (owned) return structuredClone(owned);
+		async loadShow(showID: string): Promise<ShowDoc> {
 			const doc = await this.adapter.findById(this.storeId(showID));
 			if (!doc) throw showNotFound(showID);
 			const show = this.toPlain<ShowDoc>(doc);
@@ -385,7 +395,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 		mutateShow<T>(showID: string, change: ShowChange<T>): Promise<T> {
 			return this.writeQueue.run(showID, async () => {
 				for (let attempt = 1; ; attempt++) {
-					const show = await this.loadShow(showID, true);
+					const show = await this.loadShow(showID);
 					const expectedVersion = show.version;
 					const now = Date.now();
 					const expired = dropExpiredHolds(show, now);
@@ -400,14 +410,16 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 					if (!outcome.changed && expired.length === 0) return outcome.result;
 					if (await this.saveShow(show, expectedVersion)) {
 						if (expired.length > 0)
+							this.countMetric(HOLDS_EXPIRED, undefined, expired.length);
+						if (expired.length > 0)
 							this.logger.info(
 								`Show ${showID}: ${expired.length} expired hold(s) released`
 							);
 						return outcome.result;
 					}
 					// Someone else wrote this show (the shard moved): re-read and try again.
-					this.ownedShows.delete(showID);
-					if (attempt >= 3) throw storeConflict(showID);
+					if (attempt >= MAX_WRITE_ATTEMPTS) throw storeConflict(showID);
+					await new Promise(resolve => setTimeout(resolve, 5 * attempt));
 				}
 			});
 		},
@@ -419,12 +431,17 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 			show.version = expectedVersion + 1;
 			show.updatedAt = Date.now();
 			const { _id, ...fields } = show;
-			const written = await this.adapter.updateMany(
-				{ _id: this.storeId(_id), version: expectedVersion },
-				{ $set: fields }
-			);
-			if (written !== 1) return false;
-			this.ownedShows.set(show._id, structuredClone(show));
+			if (!(await this.claimVersion(_id, show.version))) return false;
+			const written = await this.adapter
+				.updateMany({ _id: this.storeId(_id), version: expectedVersion }, { $set: fields })
+				.catch(async err => {
+					await this.dropClaim(_id, show.version).catch(() => undefined);
+					throw err;
+				});
+			if (written !== 1) {
+				await this.dropClaim(_id, show.version);
+				return false;
+			}
 			this.broker.broadcast("shows.changed", toPublicShow(show));
 			return true;
 		},
@@ -443,7 +460,6 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 
 	created() {
 		this.writeQueue = createKeyedQueue();
-		this.ownedShows = new Map();
 		this.sweepTimer = null;
 	},
 

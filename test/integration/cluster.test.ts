@@ -1,0 +1,186 @@
+/**
+ * Cluster mode with real parts: a real nats-server, FerretDB as the MongoDB-wire store, and real
+ * processes started through moleculer-runner's --instances: shows ×3, reservations ×2, api ×2.
+ */
+import { ObjectId } from "mongodb";
+import type { ServiceBroker } from "moleculer";
+import { freePort } from "../../scripts/servers";
+import { counterOnNode, openStores, operatorNode } from "../support/probe";
+import { startCluster, waitForHealthy, type Cluster } from "../support/system";
+
+const PLAY = "5b805a570cee1505a52bc75d";
+const ROCK = "5b805a00297ae6047030f2e0";
+
+let cluster: Cluster;
+let operator: ServiceBroker;
+const metricsBase: Record<string, number> = {};
+
+async function reserve(body: Record<string, unknown>) {
+	const res = await fetch(`${cluster.baseUrl}/reserve`, {
+		method: "POST",
+		headers: { "content-type": "application/json" },
+		body: JSON.stringify(body)
+	});
+	return { status: res.status, body: (await res.json()) as any };
+}
+
+async function getJson(path: string) {
+	const res = await fetch(`${cluster.baseUrl}${path}`);
+	return (await res.json()) as any;
+}
+
+/** Metrics ports of a group's instances: a block of its own, one port per worker. */
+async function metricsPortBlock(): Promise<number> {
+	for (;;) {
+		const base = await freePort();
+		if (base < 65000) return base;
+	}
+}
+
+beforeAll(async () => {
+	cluster = await startCluster();
+	for (const [services, instances] of [
+		["shows", 3],
+		["reservations", 2],
+		["api", 2]
+	] as const) {
+		metricsBase[services] = await metricsPortBlock();
+		await cluster.add({
+			services,
+			instances,
+			env: { METRICS_PORT: String(metricsBase[services]) }
+		});
+	}
+	await waitForHealthy(cluster.baseUrl, cluster.nodes[2], 60000);
+	operator = await operatorNode(cluster);
+	// Wait until every instance has joined, so the balancer sees the whole cluster.
+	for (let i = 0; i < 100; i++) {
+		const nodes = (await operator.call("$node.list")) as { id: string; available: boolean }[];
+		const services = (await operator.call("$node.services", {
+			onlyAvailable: true,
+			withEndpoints: true
+		})) as { name: string; nodes?: string[] }[];
+		const count = (name: string) => services.find(s => s.name === name)?.nodes?.length ?? 0;
+		if (
+			nodes.length >= 8 &&
+			count("shows") === 3 &&
+			count("reservations") === 2 &&
+			count("api") === 2
+		)
+			break;
+		await new Promise(r => setTimeout(r, 200));
+	}
+}, 120000);
+
+afterAll(async () => {
+	await operator?.stop();
+	await cluster?.stop();
+});
+
+it("stores the seed shows with their original ids as ObjectIds, with the indexes queries need", async () => {
+	const stores = await openStores(cluster);
+	try {
+		const rock = await stores.shows.findOne({ _id: new ObjectId(ROCK) });
+		expect(rock).toMatchObject({ name: "Rock Concert", houseSize: 100 });
+		expect(rock._id).toBeInstanceOf(ObjectId);
+		const showIndexes = (await stores.shows.indexes()).map(i => Object.keys(i.key).join(","));
+		expect(showIndexes).toContain("nextExpiry");
+		const reservationIndexes = (await stores.reservations.indexes()).map(i =>
+			Object.keys(i.key).join(",")
+		);
+		expect(reservationIndexes).toEqual(expect.arrayContaining(["showID", "status"]));
+	} finally {
+		await stores.close();
+	}
+});
+
+it("sells exactly the free seats across instances, and the stores agree with the answers", async () => {
+	const attempts = 160;
+	const answers = await Promise.all(
+		Array.from({ length: attempts }, (_, i) =>
+			reserve({ name: `Fan ${i}`, count: 1, showID: PLAY })
+		)
+	);
+	const booked = answers.filter(a => a.status === 201);
+	expect(booked).toHaveLength(50);
+	expect(answers.filter(a => a.status === 409)).toHaveLength(attempts - 50);
+	expect(await getJson(`/shows/${PLAY}`)).toMatchObject({ reserved: 50, available: 0 });
+
+	const stores = await openStores(cluster);
+	try {
+		const confirmed = await stores.reservations
+			.find({ showID: PLAY, status: "confirmed" })
+			.toArray();
+		expect(confirmed.map(r => r._id).sort()).toEqual(booked.map(a => a.body._id).sort());
+		const show = await stores.shows.findOne({ _id: new ObjectId(PLAY) });
+		expect(show.reserved).toBe(50);
+		expect(show.holds.filter((h: any) => h.state === "confirmed")).toHaveLength(50);
+		expect(new Set(show.holds.map((h: any) => h.id))).toEqual(
+			new Set(confirmed.map(r => r._id))
+		);
+	} finally {
+		await stores.close();
+	}
+});
+
+it("spreads requests over the instances of every service", async () => {
+	// Writes for one show stay on one shows node (sharding), so book on several shows.
+	const created = (await Promise.all(
+		Array.from({ length: 12 }, (_, i) =>
+			operator.call("shows.create", { name: `Matinee ${i}`, houseSize: 20 })
+		)
+	)) as { _id: string }[];
+	const answers = await Promise.all(
+		created.flatMap(show =>
+			[1, 2, 3].map(n => reserve({ name: `Guest ${n}`, count: 1, showID: show._id }))
+		)
+	);
+	expect(answers.every(a => a.status === 201)).toBe(true);
+
+	const handled = async (group: string, instances: number, action: string) => {
+		const counts: number[] = [];
+		for (let i = 0; i < instances; i++)
+			counts.push(
+				await counterOnNode(
+					metricsBase[group] + i,
+					"moleculer_request_total",
+					`action="${action}"`
+				)
+			);
+		return counts;
+	};
+	const holdsPerShowsNode = await handled("shows", 3, "shows.holdSeats");
+	const createsPerReservationsNode = await handled("reservations", 2, "reservations.create");
+	const checkoutsPerApiNode = await handled("api", 2, "api.checkout");
+	expect(holdsPerShowsNode.filter(n => n > 0).length).toBeGreaterThanOrEqual(2);
+	expect(createsPerReservationsNode.every(n => n > 0)).toBe(true);
+	expect(checkoutsPerApiNode.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+	console.log(
+		`requests per instance — shows.holdSeats: ${holdsPerShowsNode.join("/")}, ` +
+			`reservations.create: ${createsPerReservationsNode.join("/")}, api.checkout: ${checkoutsPerApiNode.join("/")}`
+	);
+});
+
+it("reads every show and reservation back the same after every process restarts", async () => {
+	const shows = await getJson("/?limit=1000");
+	const stores = await openStores(cluster);
+	const reservations = await stores.reservations.find({}).toArray();
+	await stores.close();
+	expect(reservations.length).toBeGreaterThan(50);
+
+	await Promise.all(cluster.nodes.map(n => n.stop()));
+	for (const node of cluster.nodes) await node.start();
+	await waitForHealthy(cluster.baseUrl, cluster.nodes[2], 60000);
+
+	expect(await getJson("/?limit=1000")).toEqual(shows);
+	for (const reservation of reservations.slice(0, 20)) {
+		expect(await getJson(`/reservations/${reservation._id}`)).toMatchObject({
+			_id: reservation._id,
+			status: reservation.status,
+			guests: reservation.guests
+		});
+	}
+	const after = await openStores(cluster);
+	expect(await after.reservations.countDocuments({})).toBe(reservations.length);
+	await after.close();
+});
