@@ -465,12 +465,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			if (!cache.shows) return;
 			const show = ctx.params;
 			const cached = cache.byId.get(show._id);
+			// A new show: refetch, so the list keeps the store's order.
 			if (cached) Object.assign(cached, show);
-			else {
-				const copy = { ...show };
-				cache.shows.push(copy);
-				cache.byId.set(copy._id, copy);
-			}
+			else cache.shows = null;
 		},
 
 		// Events may have been missed while this node was cut off from the others.

@@ -123,6 +123,23 @@ it("sells exactly the free seats across instances, and the stores agree with the
 	}
 });
 
+it("shows a booking and a cancel on the very next read of the cached list, on every api instance", async () => {
+	const seatsOf = async () => {
+		// Several reads, so that both api workers (sharing the port) answer some of them.
+		const lists = await Promise.all(Array.from({ length: 6 }, () => getJson("/")));
+		return lists.map(list => list.find((s: any) => s._id === ROCK).reserved as number);
+	};
+	const before = (await seatsOf())[0];
+	const booked = await reserve({ name: "Fresh", count: 4, showID: ROCK });
+	expect(booked.status).toBe(201);
+	expect(await seatsOf()).toEqual(Array(6).fill(before + 4));
+	const canceled = await fetch(`${cluster.baseUrl}/reservations/${booked.body._id}`, {
+		method: "DELETE"
+	});
+	expect(canceled.status).toBe(200);
+	expect(await seatsOf()).toEqual(Array(6).fill(before));
+});
+
 it("spreads requests over the instances of every service", async () => {
 	// Writes for one show stay on one shows node (sharding), so book on several shows.
 	const created = (await Promise.all(
