@@ -269,6 +269,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		logResponse: null,
 		log4XXResponses: false,
 		httpServerTimeout: 30 * 1000,
+		// moleculer-web runs each HTTP request as a call of its own `rest` action; retrying that would
+		// run a checkout twice under a new checkout id.
+		rootCallOptions: { retries: 0 },
 		...(appConfig.corsOrigins.length > 0
 			? {
 					cors: {

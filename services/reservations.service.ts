@@ -278,12 +278,16 @@ const ReservationsService: ServiceSchema<
 			return true;
 		},
 
-		/** A checkout whose orchestrator vanished: settle it by where its seats stand. */
+		/**
+		 * A checkout whose orchestrator vanished: settle it by where its seats stand. Releasing
+		 * with `onlyIfHeld` both frees seats that were only held (past their deadline, they can no
+		 * longer be confirmed) and reports seats that were sold, in one serialised step.
+		 */
 		async reconcilePending(reservation: ReservationDoc): Promise<void> {
 			const id = reservation._id;
 			const { state } = await this.broker.call<{ state: HoldState }, object>(
-				"shows.getHold",
-				{ showID: reservation.showID, holdId: id }
+				"shows.releaseSeats",
+				{ showID: reservation.showID, holdId: id, onlyIfHeld: true }
 			);
 			if (state === "confirmed") {
 				await this.broker.call("reservations.confirm", { id });
@@ -291,13 +295,6 @@ const ReservationsService: ServiceSchema<
 				this.logger.info(`Reconciled checkout ${id}: seats were sold, confirmed`);
 				return;
 			}
-			// Held seats past their deadline can no longer be confirmed; release them now rather
-			// than wait for the sweeper, and leave sold ones alone.
-			await this.broker.call("shows.releaseSeats", {
-				showID: reservation.showID,
-				holdId: id,
-				onlyIfHeld: true
-			});
 			await this.moveStatus(id, "pending", "failed", { failReason: `abandoned (${state})` });
 			this.countMetric(RECONCILED, { result: "failed" });
 			this.logger.info(`Reconciled checkout ${id}: seats ${state}, marked failed`);

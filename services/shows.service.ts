@@ -130,20 +130,39 @@ function newShowId(): string {
 	return time + crypto.randomBytes(8).toString("hex");
 }
 
-export function toPublicShow(show: ShowDoc): PublicShow {
+function isExpired(hold: Hold, now: number): boolean {
+	return hold.state === "held" && (hold.expiresAt ?? 0) <= now;
+}
+
+/** What the document stores as `reserved`: presold plus the seats of every hold in it. */
+function seatsInDocument(show: ShowDoc): number {
+	return show.holds.reduce((sum, h) => sum + h.count, show.presold);
+}
+
+/** Seats held or sold: presold plus every hold that still counts at `now`. */
+function seatsTaken(show: ShowDoc, now: number): number {
+	return show.holds.reduce((sum, h) => (isExpired(h, now) ? sum : sum + h.count), show.presold);
+}
+
+/** As clients see a show. A hold past its deadline no longer counts, swept or not. */
+export function toPublicShow(show: ShowDoc, now = Date.now()): PublicShow {
+	const reserved = seatsTaken(show, now);
 	return {
 		_id: show._id,
 		name: show.name,
 		houseSize: show.houseSize,
-		reserved: show.reserved,
-		available: show.houseSize - show.reserved
+		reserved,
+		available: show.houseSize - reserved
 	};
 }
 
 /** Drops unconfirmed holds whose time is up; they stop counting at once (no sweeper needed). */
 function dropExpiredHolds(show: ShowDoc, now: number): Hold[] {
-	const expired = show.holds.filter(h => h.state === "held" && (h.expiresAt ?? 0) <= now);
-	if (expired.length > 0) show.holds = show.holds.filter(h => !expired.includes(h));
+	const expired = show.holds.filter(h => isExpired(h, now));
+	if (expired.length > 0) {
+		show.holds = show.holds.filter(h => !expired.includes(h));
+		show.reserved = seatsInDocument(show);
+	}
 	return expired;
 }
 
@@ -284,15 +303,26 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				ctx: Context<{ showID: string; holdId: string; onlyIfHeld?: boolean }>
 			): Promise<{ released: number; state: HoldState }> {
 				const { showID, holdId, onlyIfHeld } = ctx.params;
-				return this.mutateShow<{ released: number; state: HoldState }>(showID, show => {
-					const hold = show.holds.find(h => h.id === holdId);
-					if (!hold) return { result: { released: 0, state: "missing" }, changed: false };
-					if (onlyIfHeld && hold.state === "confirmed")
-						return { result: { released: 0, state: "confirmed" }, changed: false };
-					show.holds = show.holds.filter(h => h !== hold);
-					this.countMetric(SEATS_RELEASED, undefined, hold.count);
-					return { result: { released: hold.count, state: hold.state }, changed: true };
-				});
+				return this.mutateShow<{ released: number; state: HoldState }>(
+					showID,
+					(show, _now, expired) => {
+						const hold = show.holds.find(h => h.id === holdId);
+						if (!hold) {
+							const state = expired.some(h => h.id === holdId)
+								? "expired"
+								: "missing";
+							return { result: { released: 0, state }, changed: false };
+						}
+						if (onlyIfHeld && hold.state === "confirmed")
+							return { result: { released: 0, state: "confirmed" }, changed: false };
+						show.holds = show.holds.filter(h => h !== hold);
+						this.countMetric(SEATS_RELEASED, undefined, hold.count);
+						return {
+							result: { released: hold.count, state: hold.state },
+							changed: true
+						};
+					}
+				);
 			}
 		},
 
@@ -305,8 +335,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				const show = await this.loadShow(ctx.params.showID);
 				const hold = show.holds.find(h => h.id === ctx.params.holdId);
 				if (!hold) return { state: "missing" };
-				if (hold.state === "held" && (hold.expiresAt ?? 0) <= Date.now())
-					return { state: "expired" };
+				if (isExpired(hold, Date.now())) return { state: "expired" };
 				return { state: hold.state };
 			}
 		},
@@ -317,8 +346,8 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 			params: { showID: SHOW_ID },
 			handler(ctx: Context<{ showID: string }>): Promise<{ expired: number }> {
 				// `mutateShow` drops expired holds before every change; this change is empty.
-				return this.mutateShow(ctx.params.showID, () => ({
-					result: { expired: 0 },
+				return this.mutateShow(ctx.params.showID, (_show, _now, expired) => ({
+					result: { expired: expired.length },
 					changed: false
 				}));
 			}
@@ -336,7 +365,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 					.map(doc => this.toPlain<ShowDoc>(doc))
 					.flatMap(show =>
 						show.holds
-							.filter(h => h.state === "held" && (h.expiresAt ?? 0) > now)
+							.filter(h => h.state === "held" && !isExpired(h, now))
 							.map(h => holdView(show._id, h))
 					);
 			}
@@ -425,7 +454,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 		},
 
 		async saveShow(show: ShowDoc, expectedVersion: number): Promise<boolean> {
-			show.reserved = show.presold + show.holds.reduce((sum, h) => sum + h.count, 0);
+			show.reserved = seatsInDocument(show);
 			const deadlines = show.holds.filter(h => h.state === "held").map(h => h.expiresAt ?? 0);
 			show.nextExpiry = deadlines.length > 0 ? Math.min(...deadlines) : null;
 			show.version = expectedVersion + 1;
