@@ -18,7 +18,7 @@ COPY tsconfig.json tsconfig.build.json moleculer.config.ts ./
 COPY lib ./lib
 COPY mixins ./mixins
 COPY services ./services
-RUN npm run build
+RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json
 
 # ---- runtime: production dependencies and the compiled code only ------------------------------
 FROM node:22-alpine
