@@ -100,7 +100,8 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		/** Longest the gateway trusts its cached show list without an event having refreshed it. */
 		showsCacheTtlMs: readInt(env, "SHOWS_CACHE_TTL_MS", 5000, 0, 3600000),
 		metricsPort: metricsPort === 0 ? 0 : metricsPort + workerOffset,
-		tracing: env.TRACING === "console",
+		// Not `TRACING`: moleculer-runner overwrites any broker option named like an env variable.
+		tracing: env.TRACE_EXPORTER === "console",
 		corsOrigins: (env.CORS_ORIGINS ?? "")
 			.split(",")
 			.map(s => s.trim())

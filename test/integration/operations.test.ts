@@ -6,7 +6,13 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import path from "node:path";
 import { freePort } from "../../scripts/servers";
 import { counterOnNode } from "../support/probe";
-import { startCluster, waitForHealthy, type Cluster, type NodeHandle } from "../support/system";
+import {
+	startCluster,
+	startEmbedded,
+	waitForHealthy,
+	type Cluster,
+	type NodeHandle
+} from "../support/system";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const PLAY = "5b805a570cee1505a52bc75d";
@@ -189,5 +195,31 @@ it("rate-limits checkouts per client with 429 and Retry-After, but not reads or 
 	for (let i = 0; i < RATE_LIMIT * 3; i++) {
 		expect((await fetch(`${cluster.baseUrl}/`)).status).toBe(200);
 		expect((await fetch(`${cluster.baseUrl}/health`)).status).toBe(200);
+	}
+});
+
+it("prints a trace of every call with TRACE_EXPORTER=console, and a one-line log per request", async () => {
+	const traced = await startEmbedded({ TRACE_EXPORTER: "console", LOG_LEVEL: "info" });
+	try {
+		const booked = await fetch(`${traced.baseUrl}/reserve`, {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: JSON.stringify({ name: "Private Name", count: 1, showID: PLAY })
+		});
+		expect(booked.status).toBe(201);
+		const deadline = Date.now() + 10000;
+		while (
+			!traced.node.output().includes("action 'reservations.confirm'") &&
+			Date.now() < deadline
+		)
+			await new Promise(r => setTimeout(r, 100));
+		const output = traced.node.output();
+		expect(output).toMatch(/action 'api\.checkout'/);
+		expect(output).toMatch(/action 'shows\.holdSeats'/);
+		expect(output).toMatch(/action 'reservations\.confirm'/);
+		expect(output).toMatch(/POST \/reserve 201 [\d.]+ms/);
+		expect(output).not.toContain("Private Name");
+	} finally {
+		await traced.node.stop();
 	}
 });
