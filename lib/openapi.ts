@@ -1,6 +1,558 @@
-/** The OpenAPI 3 document of the gateway's public routes (served at GET /openapi.json). */
-export const openApiDocument = {
-	openapi: "3.0.3",
-	info: { title: "Theatre tickets", version: "1.0.0" },
-	paths: {}
-};
+/**
+ * The OpenAPI 3 document of the gateway's public routes (served at GET /openapi.json): exactly the
+ * routes of shared/CONTRACT.md, nothing else. test/integration/openapi.test.ts checks that every
+ * public route is documented and that the answers match their documented schemas.
+ */
+import { appConfig } from "../moleculer.config";
+
+/** The parts of OpenAPI 3.0 this document uses. */
+export interface SchemaObject {
+	$ref?: string;
+	type?: "object" | "array" | "string" | "integer" | "number" | "boolean";
+	description?: string;
+	enum?: readonly (string | number | boolean)[];
+	format?: string;
+	pattern?: string;
+	minLength?: number;
+	maxLength?: number;
+	minimum?: number;
+	maximum?: number;
+	items?: SchemaObject;
+	properties?: Record<string, SchemaObject>;
+	required?: readonly string[];
+	additionalProperties?: boolean | SchemaObject;
+	example?: unknown;
+}
+
+interface HeaderObject {
+	$ref?: string;
+	description?: string;
+	required?: boolean;
+	schema?: SchemaObject;
+}
+
+interface ParameterObject {
+	$ref?: string;
+	name?: string;
+	in?: "path" | "query" | "header";
+	description?: string;
+	required?: boolean;
+	schema?: SchemaObject;
+	example?: unknown;
+}
+
+interface MediaTypeObject {
+	schema: SchemaObject;
+	example?: unknown;
+}
+
+interface LinkObject {
+	operationId: string;
+	parameters: Record<string, string>;
+	description?: string;
+}
+
+interface ResponseObject {
+	$ref?: string;
+	description?: string;
+	headers?: Record<string, HeaderObject>;
+	content?: Record<string, MediaTypeObject>;
+	links?: Record<string, LinkObject>;
+}
+
+interface OperationObject {
+	operationId: string;
+	summary: string;
+	description?: string;
+	tags?: string[];
+	parameters?: ParameterObject[];
+	requestBody?: {
+		required: boolean;
+		description?: string;
+		content: Record<string, MediaTypeObject>;
+	};
+	responses: Record<string, ResponseObject>;
+}
+
+type Method = "get" | "post" | "delete";
+
+export interface OpenApiDocument {
+	openapi: "3.0.3";
+	info: { title: string; version: string; description?: string };
+	tags?: { name: string; description?: string }[];
+	paths: Record<string, Partial<Record<Method, OperationObject>>>;
+	components: {
+		schemas: Record<string, SchemaObject>;
+		parameters: Record<string, ParameterObject>;
+		headers: Record<string, HeaderObject>;
+		responses: Record<string, ResponseObject>;
+	};
+}
+
+const ref = (kind: "schemas" | "parameters" | "headers" | "responses", name: string) => ({
+	$ref: `#/components/${kind}/${name}`
+});
+
+const json = (schema: SchemaObject, example?: unknown): Record<string, MediaTypeObject> => ({
+	"application/json": example === undefined ? { schema } : { schema, example }
+});
+
+/**
+ * Characters `String.prototype.trim` removes (the gateway trims `name`): spelled out, because `\s`
+ * means different things to JavaScript and to the Python regex engines of API testing tools.
+ */
+const JS_SPACE =
+	"\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff";
+const NOT_SPACE = `[^${JS_SPACE}]`;
+/** 1 to 100 characters once surrounding white space is trimmed, as the gateway trims it. */
+const NAME_PATTERN = `^[${JS_SPACE}]*${NOT_SPACE}(?:[\\s\\S]{0,98}${NOT_SPACE})?[${JS_SPACE}]*$`;
+
+/** The document for a gateway that accepts at most `maxTicketsPerOrder` tickets in one order. */
+export function buildOpenApiDocument(maxTicketsPerOrder: number): OpenApiDocument {
+	return {
+		openapi: "3.0.3",
+		info: {
+			title: "Theatre tickets",
+			version: "1.0.0",
+			description:
+				"Shows, seat reservations and their cancellation. Errors are JSON in Moleculer's " +
+				"error shape (`name`, `message`, `code`, and usually `type` and `data`); any path " +
+				"or method not listed here answers 404."
+		},
+		tags: [
+			{ name: "shows", description: "What is on, and how many seats are left" },
+			{ name: "reservations", description: "Booking and canceling seats" },
+			{ name: "operations", description: "For operators and tooling" }
+		],
+		paths: {
+			"/": {
+				get: {
+					operationId: "listShows",
+					summary: "List the shows",
+					description:
+						"The shows in id order, a page at a time. `X-Total-Count` tells how many " +
+						"there are; `Link` (rel=next) points to the next page when there is one.",
+					tags: ["shows"],
+					parameters: [
+						{
+							name: "limit",
+							in: "query",
+							description: "Shows per page (default 100).",
+							schema: { type: "integer", minimum: 1, maximum: 1000 }
+						},
+						{
+							name: "offset",
+							in: "query",
+							description: "Shows to skip (default 0).",
+							schema: { type: "integer", minimum: 0 }
+						}
+					],
+					responses: {
+						"200": {
+							description: "The shows",
+							headers: {
+								"X-Total-Count": {
+									description: "How many shows there are in all",
+									schema: { type: "integer", minimum: 0 }
+								},
+								Link: {
+									description:
+										'`</?limit=…&offset=…>; rel="next"` when more follow',
+									schema: { type: "string" }
+								}
+							},
+							content: json({ type: "array", items: ref("schemas", "Show") })
+						},
+						"422": ref("responses", "InvalidInput"),
+						"503": ref("responses", "Unavailable")
+					}
+				}
+			},
+			"/shows/{id}": {
+				get: {
+					operationId: "getShow",
+					summary: "One show",
+					tags: ["shows"],
+					parameters: [ref("parameters", "ShowId")],
+					responses: {
+						"200": { description: "The show", content: json(ref("schemas", "Show")) },
+						"404": ref("responses", "NotFound"),
+						"422": ref("responses", "InvalidInput"),
+						"503": ref("responses", "Unavailable")
+					}
+				}
+			},
+			"/reserve": {
+				post: {
+					operationId: "reserve",
+					summary: "Book seats",
+					description:
+						"Holds `count` seats of the show, records the reservation and confirms it. " +
+						"With an `Idempotency-Key`, repeating the same request replays the first " +
+						"answer (with `Idempotent-Replayed: true`) instead of booking twice; the same " +
+						"key with a different body is refused (422).",
+					tags: ["reservations"],
+					parameters: [ref("parameters", "IdempotencyKey")],
+					requestBody: {
+						required: true,
+						description: "As JSON, or as an HTML form.",
+						content: {
+							"application/json": { schema: ref("schemas", "ReserveRequest") },
+							"application/x-www-form-urlencoded": {
+								schema: ref("schemas", "ReserveRequest")
+							}
+						}
+					},
+					responses: {
+						"201": {
+							description: "Booked (or an earlier booking with this Idempotency-Key)",
+							headers: {
+								Location: {
+									description: "The reservation: `/reservations/{_id}`",
+									required: true,
+									schema: { type: "string" }
+								},
+								"Idempotent-Replayed": {
+									description: "`true` when this replays an earlier answer",
+									schema: { type: "string", enum: ["true"] }
+								}
+							},
+							content: json(ref("schemas", "Booking")),
+							links: {
+								getReservation: {
+									operationId: "getReservation",
+									parameters: { id: "$response.body#/_id" }
+								},
+								cancelReservation: {
+									operationId: "cancelReservation",
+									parameters: { id: "$response.body#/_id" }
+								}
+							}
+						},
+						"404": ref("responses", "NotFound"),
+						"409": {
+							description:
+								"Not enough seats left (`NOT_ENOUGH_SEATS`), or this checkout " +
+								"failed earlier (`CHECKOUT_FAILED`) or lost its hold (`HOLD_EXPIRED`)",
+							content: json(ref("schemas", "Error"))
+						},
+						"413": {
+							description: "The request body is too large",
+							content: json(ref("schemas", "Error"))
+						},
+						"415": {
+							description:
+								"The body is neither application/json nor " +
+								"application/x-www-form-urlencoded, or uses an unsupported encoding",
+							content: json(ref("schemas", "Error"))
+						},
+						"422": ref("responses", "InvalidInput"),
+						"429": {
+							description: "Too many checkouts from this client address; retry later",
+							headers: {
+								"Retry-After": ref("headers", "RetryAfter"),
+								"X-Rate-Limit-Limit": {
+									description: "Checkouts allowed per minute",
+									schema: { type: "integer", minimum: 1 }
+								},
+								"X-Rate-Limit-Remaining": {
+									description: "Checkouts left in this minute",
+									schema: { type: "integer", minimum: 0 }
+								},
+								"X-Rate-Limit-Reset": {
+									description:
+										"When the count starts anew, in epoch milliseconds",
+									schema: { type: "integer", minimum: 0 }
+								}
+							},
+							content: json(ref("schemas", "Error"))
+						},
+						"503": ref("responses", "Unavailable")
+					}
+				}
+			},
+			"/reservations/{id}": {
+				get: {
+					operationId: "getReservation",
+					summary: "One reservation",
+					tags: ["reservations"],
+					parameters: [ref("parameters", "ReservationId")],
+					responses: {
+						"200": {
+							description: "The reservation",
+							content: json(ref("schemas", "Reservation"))
+						},
+						"404": ref("responses", "NotFound"),
+						"422": ref("responses", "InvalidInput"),
+						"503": ref("responses", "Unavailable")
+					}
+				},
+				delete: {
+					operationId: "cancelReservation",
+					summary: "Cancel a reservation",
+					description:
+						"Its seats go back on sale exactly once, however often this is repeated; a " +
+						"repeat answers 200 again.",
+					tags: ["reservations"],
+					parameters: [ref("parameters", "ReservationId")],
+					responses: {
+						"200": {
+							description: "Canceled",
+							content: json(ref("schemas", "Cancellation"))
+						},
+						"404": ref("responses", "NotFound"),
+						"409": {
+							description:
+								"The reservation is pending or failed, so there is nothing to cancel " +
+								"(`RESERVATION_NOT_CANCELABLE`)",
+							content: json(ref("schemas", "Error"))
+						},
+						"422": ref("responses", "InvalidInput"),
+						"503": ref("responses", "Unavailable")
+					}
+				}
+			},
+			"/health": {
+				get: {
+					operationId: "health",
+					summary: "Whether this node can serve checkouts",
+					tags: ["operations"],
+					responses: {
+						"200": {
+							description: "Connected, and shows and reservations reachable",
+							content: json(ref("schemas", "Health"))
+						},
+						"503": {
+							description: "Not ready to serve checkouts",
+							headers: { "Retry-After": ref("headers", "RetryAfter") },
+							content: json(ref("schemas", "Health"))
+						}
+					}
+				}
+			},
+			"/openapi.json": {
+				get: {
+					operationId: "openapi",
+					summary: "This document",
+					tags: ["operations"],
+					responses: {
+						"200": {
+							description: "The OpenAPI 3 document of the public routes",
+							content: json({
+								type: "object",
+								required: ["openapi", "info", "paths"],
+								properties: {
+									openapi: { type: "string" },
+									info: { type: "object" },
+									paths: { type: "object" }
+								}
+							})
+						}
+					}
+				}
+			}
+		},
+		components: {
+			schemas: {
+				ObjectId: {
+					type: "string",
+					description: "A show id: 24 hexadecimal digits",
+					pattern: "^[0-9a-fA-F]{24}$",
+					example: "5b805a00297ae6047030f2e0"
+				},
+				ReservationId: {
+					type: "string",
+					pattern: "^[A-Za-z0-9_-]{8,64}$",
+					example: "617301bb90c94d9488bd9f10c52a0f50"
+				},
+				Show: {
+					type: "object",
+					required: ["_id", "name", "houseSize", "reserved", "available"],
+					properties: {
+						_id: ref("schemas", "ObjectId"),
+						name: { type: "string" },
+						houseSize: { type: "integer", minimum: 1 },
+						reserved: {
+							type: "integer",
+							minimum: 0,
+							description: "Seats held or sold"
+						},
+						available: { type: "integer", minimum: 0 }
+					}
+				},
+				ReserveRequest: {
+					type: "object",
+					required: ["name", "count", "showID"],
+					properties: {
+						name: {
+							type: "string",
+							description:
+								"Who the seats are for: 1 to 100 characters once surrounding white " +
+								"space is dropped (the gateway drops it)",
+							minLength: 1,
+							pattern: NAME_PATTERN,
+							example: "Ada Lovelace"
+						},
+						count: {
+							type: "integer",
+							description: `Seats to book, at most ${maxTicketsPerOrder} in one order`,
+							minimum: 1,
+							maximum: maxTicketsPerOrder,
+							example: 2
+						},
+						showID: ref("schemas", "ObjectId")
+					}
+				},
+				Booking: {
+					type: "object",
+					required: ["success", "_id", "showID", "name", "guests", "status"],
+					properties: {
+						success: { type: "boolean", enum: [true] },
+						_id: ref("schemas", "ReservationId"),
+						showID: ref("schemas", "ObjectId"),
+						name: { type: "string" },
+						guests: { type: "integer", minimum: 1 },
+						status: {
+							type: "string",
+							description:
+								"`confirmed`; a replay shows the booking's status now, so " +
+								"`canceled` once it has been canceled",
+							enum: ["confirmed", "canceled"]
+						}
+					}
+				},
+				Reservation: {
+					type: "object",
+					required: [
+						"_id",
+						"showID",
+						"name",
+						"guests",
+						"status",
+						"createdAt",
+						"updatedAt"
+					],
+					properties: {
+						_id: ref("schemas", "ReservationId"),
+						showID: ref("schemas", "ObjectId"),
+						name: { type: "string" },
+						guests: { type: "integer", minimum: 1 },
+						status: {
+							type: "string",
+							enum: ["pending", "confirmed", "failed", "canceled"]
+						},
+						createdAt: {
+							type: "integer",
+							description: "Epoch milliseconds",
+							minimum: 0
+						},
+						updatedAt: {
+							type: "integer",
+							description: "Epoch milliseconds",
+							minimum: 0
+						}
+					}
+				},
+				Cancellation: {
+					type: "object",
+					required: ["canceled", "_id", "showID", "name", "guests"],
+					properties: {
+						canceled: { type: "boolean", enum: [true] },
+						_id: ref("schemas", "ReservationId"),
+						showID: ref("schemas", "ObjectId"),
+						name: { type: "string" },
+						guests: { type: "integer", minimum: 1 }
+					}
+				},
+				Health: {
+					type: "object",
+					required: ["status", "nodeID", "broker", "services", "uptime"],
+					properties: {
+						status: { type: "string", enum: ["ok", "unavailable"] },
+						nodeID: { type: "string" },
+						broker: { type: "string", enum: ["connected", "disconnected"] },
+						services: {
+							type: "object",
+							description: "Whether each service a checkout needs is reachable",
+							required: ["shows", "reservations"],
+							properties: {
+								shows: { type: "boolean" },
+								reservations: { type: "boolean" }
+							},
+							additionalProperties: { type: "boolean" }
+						},
+						uptime: { type: "integer", description: "Seconds", minimum: 0 }
+					}
+				},
+				Error: {
+					type: "object",
+					required: ["name", "message", "code"],
+					properties: {
+						name: { type: "string", example: "MoleculerClientError" },
+						message: { type: "string" },
+						code: { type: "integer", description: "The HTTP status", minimum: 400 },
+						type: { type: "string", example: "NOT_ENOUGH_SEATS" },
+						data: { description: "Details; their shape depends on `type`" }
+					}
+				}
+			},
+			parameters: {
+				ShowId: {
+					name: "id",
+					in: "path",
+					required: true,
+					description: "The show's id; any other string is an unknown show (404)",
+					schema: ref("schemas", "ObjectId")
+				},
+				ReservationId: {
+					name: "id",
+					in: "path",
+					required: true,
+					description: "The reservation's id; any other string is unknown (404)",
+					schema: ref("schemas", "ReservationId")
+				},
+				IdempotencyKey: {
+					name: "Idempotency-Key",
+					in: "header",
+					required: false,
+					description:
+						"Names the checkout, so that a retry replays the first answer instead of " +
+						"booking twice",
+					schema: {
+						type: "string",
+						minLength: 1,
+						maxLength: 255,
+						pattern: "^[\\x21-\\x7e]{1,255}$"
+					}
+				}
+			},
+			headers: {
+				RetryAfter: {
+					description: "Seconds to wait before trying again",
+					required: true,
+					schema: { type: "integer", minimum: 0 }
+				}
+			},
+			responses: {
+				NotFound: {
+					description: "No such show or reservation",
+					content: json(ref("schemas", "Error"))
+				},
+				InvalidInput: {
+					description:
+						"Invalid input: a missing or ill-typed field, a count out of range, " +
+						"malformed JSON, a bad or reused Idempotency-Key",
+					content: json(ref("schemas", "Error"))
+				},
+				Unavailable: {
+					description: "A service this request needs is down; retry after a while",
+					headers: { "Retry-After": ref("headers", "RetryAfter") },
+					content: json(ref("schemas", "Error"))
+				}
+			}
+		}
+	};
+}
+
+/** The gateway's document, for the configured MAX_TICKETS_PER_ORDER. */
+export const openApiDocument: OpenApiDocument = buildOpenApiDocument(appConfig.maxTicketsPerOrder);

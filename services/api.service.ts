@@ -18,6 +18,7 @@ import { appConfig } from "../moleculer.config";
 import { checkoutFailed, idempotencyKeyReused, tooManyTickets } from "../lib/errors";
 import { describeError } from "../lib/http-errors";
 import { openApiDocument } from "../lib/openapi";
+import { atMostChars } from "../lib/text";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import type { HoldView, PublicShow, Reservation } from "../lib/types";
 import type { ReservationDoc } from "./reservations.service";
@@ -121,6 +122,14 @@ function isClientError(err: unknown): boolean {
 	return code >= 400 && code < 500 && !(err as { retryable?: boolean }).retryable;
 }
 
+function setSecurityHeaders(res: ServerResponse): void {
+	res.setHeader("X-Content-Type-Options", "nosniff");
+	res.setHeader("X-Frame-Options", "DENY");
+	res.setHeader("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+	res.setHeader("Referrer-Policy", "no-referrer");
+	res.setHeader("Cache-Control", "no-store");
+}
+
 /** Security headers on every answer; one access-log line per request, with no personal data. */
 function guardAndLog(
 	this: { logger: { info(...args: unknown[]): void } },
@@ -129,11 +138,7 @@ function guardAndLog(
 	next: () => void
 ): void {
 	const started = process.hrtime.bigint();
-	res.setHeader("X-Content-Type-Options", "nosniff");
-	res.setHeader("X-Frame-Options", "DENY");
-	res.setHeader("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
-	res.setHeader("Referrer-Policy", "no-referrer");
-	res.setHeader("Cache-Control", "no-store");
+	setSecurityHeaders(res);
 	res.once("finish", () => {
 		const ms = Number(process.hrtime.bigint() - started) / 1e6;
 		const path = (req.url ?? "").split("?")[0];
@@ -169,6 +174,8 @@ const GATEWAY_CALL_OPTIONS = { timeout: appConfig.checkoutTimeoutMs, retries: 0 
 function sendErrorAnswer(_req: IncomingMessage, res: ServerResponse, err: Error): void {
 	// moleculer-web has already logged a 5xx cause with its stack.
 	const { status, body, retryAfter } = describeError(err);
+	// Some errors (a badly encoded path) are raised before the `use` middleware ran.
+	setSecurityHeaders(res);
 	// The rate limiter says when its window resets; wait until then rather than a whole window.
 	const resetAt = Number(res.getHeader("X-Rate-Limit-Reset"));
 	if (status === 429 && resetAt > Date.now())
@@ -185,6 +192,21 @@ function checkoutOutcome(status: number, type: string | undefined): string {
 	if (status === 429) return "rate_limited";
 	if (status >= 400 && status < 500 && status !== 409) return "invalid";
 	return "failed";
+}
+
+/** `limit` and `offset` in a query: plain digits only, never "", "0x10", "1e2", "+1" or " 5". */
+function acceptPageQuery(params: Record<string, unknown>): void {
+	for (const field of ["limit", "offset"]) {
+		const value = params[field];
+		if (value !== undefined && !(typeof value === "string" && /^\d+$/.test(value)))
+			throw new Errors.ValidationError("Parameters validation error!", "VALIDATION_ERROR", [
+				{
+					type: "number",
+					field,
+					message: `The '${field}' field must be a whole number in digits.`
+				}
+			]);
+	}
 }
 
 const checkoutRoute = {
@@ -297,7 +319,14 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 					"GET /openapi.json": "api.openapi"
 				},
 				bodyParsers: false,
-				callOptions: GATEWAY_CALL_OPTIONS
+				callOptions: GATEWAY_CALL_OPTIONS,
+				onBeforeCall(
+					_ctx: Context,
+					_route: unknown,
+					req: IncomingMessage & { $params?: Record<string, unknown> }
+				) {
+					acceptPageQuery(req.$params ?? {});
+				}
 			},
 			checkoutRoute
 		],
@@ -385,7 +414,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		checkout: {
 			params: {
 				showID: { type: "string", pattern: SHOW_ID_PATTERN },
-				name: { type: "string", trim: true, min: 1, max: 100 },
+				name: { type: "string", trim: true, min: 1, custom: atMostChars(100) },
 				count: { type: "number", integer: true, min: 1 }
 			},
 			async handler(ctx: Context<CheckoutParams, CheckoutMeta>): Promise<BookingAnswer> {

@@ -24,6 +24,7 @@ import {
 	notCancelable,
 	reservationNotFound
 } from "../lib/errors";
+import { atMostChars } from "../lib/text";
 import type { HoldState, Reservation, ReservationStatus } from "../lib/types";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 
@@ -119,7 +120,7 @@ const ReservationsService: ServiceSchema<
 			params: {
 				checkoutId: RESERVATION_ID,
 				showID: SHOW_ID,
-				name: { type: "string", min: 1, max: 100 },
+				name: { type: "string", min: 1, custom: atMostChars(100) },
 				guests: { type: "number", integer: true, min: 1, max: 100000 },
 				fingerprint: { type: "string", min: 1, max: 128 }
 			},
