@@ -9,6 +9,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Service, ServiceSchema } from "moleculer";
+import Datastore from "@seald-io/nedb";
 import DbService from "moleculer-db";
 import MongoAdapter from "moleculer-db-adapter-mongo";
 import { appConfig } from "../moleculer.config";
@@ -25,6 +26,50 @@ export interface DbMixinOptions {
 	indexes?: IndexSpec[];
 	/** Documents to insert into an empty store. */
 	seed?: () => Record<string, unknown>[];
+	/**
+	 * More collections of the same database, written only by inserts and removals (see
+	 * `SideCollection`). Reached as `this.side[name]`.
+	 */
+	sideCollections?: string[];
+}
+
+/**
+ * A collection that is only ever inserted into, read by `_id` or scanned while small, and removed
+ * from. FerretDB 1.24 (SQLite) runs every update as a scan of the whole collection, so records that
+ * grow with sales are written once and never updated; what changes is recorded as new documents.
+ */
+export interface SideCollection {
+	/** Rejects with a duplicate-key error (see `isDuplicateKey`) when `_id` exists. */
+	insert(doc: Record<string, unknown> & { _id: string }): Promise<void>;
+	findById<T>(id: string): Promise<T | null>;
+	find<T>(query: Record<string, unknown>, limit?: number): Promise<T[]>;
+	removeById(id: string): Promise<void>;
+}
+
+function mongoSideCollection(collection: {
+	insertOne(doc: object): Promise<unknown>;
+	findOne(query: object): Promise<any>;
+	find(query: object): { limit(n: number): { toArray(): Promise<any[]> } };
+	deleteOne(query: object): Promise<unknown>;
+}): SideCollection {
+	return {
+		insert: async doc => void (await collection.insertOne({ ...doc })),
+		findById: id => collection.findOne({ _id: id }),
+		find: (query, limit = 0) => collection.find(query).limit(limit).toArray(),
+		removeById: async id => void (await collection.deleteOne({ _id: id }))
+	};
+}
+
+async function nedbSideCollection(filename: string | null): Promise<SideCollection> {
+	const store = new Datastore(filename ? { filename } : {});
+	await store.loadDatabaseAsync();
+	return {
+		insert: async doc => void (await store.insertAsync({ ...doc })),
+		findById: id => store.findOneAsync({ _id: id }) as unknown as Promise<any>,
+		find: (query, limit = 0) =>
+			store.findAsync(query).limit(limit) as unknown as Promise<any[]>,
+		removeById: async id => void (await store.removeAsync({ _id: id }, {}))
+	};
 }
 
 /** Where a store lives; services take these from their settings so tests can point elsewhere. */
@@ -220,6 +265,7 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 			} else {
 				const folder = store.dataDir ? path.join(store.dataDir, options.database) : null;
 				this.storeLock = folder ? lockEmbeddedStore(folder) : null;
+				this.storeFolder = folder;
 				adapter = new DbService.MemoryAdapter(
 					folder ? { filename: path.join(folder, `${options.collection}.db`) } : {}
 				) as unknown as StoreAdapter;
@@ -231,12 +277,29 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 		},
 
 		async afterConnected(
-			this: Service & DbMethods & { adapter: StoreAdapter; versionClaims: unknown }
+			this: Service &
+				DbMethods & {
+					adapter: StoreAdapter;
+					versionClaims: unknown;
+					side: Record<string, SideCollection>;
+					storeFolder?: string | null;
+				}
 		) {
 			const adapter = this.adapter;
-			const mongoDb = adapter.db as { collection?(name: string): unknown } | undefined;
+			const mongoDb = adapter.db as { collection?(name: string): any } | undefined;
 			if (adapter.collection && mongoDb?.collection)
 				this.versionClaims = mongoDb.collection(`${options.collection}_claims`);
+			this.side = {};
+			for (const name of options.sideCollections ?? []) {
+				if (adapter.collection && mongoDb?.collection)
+					this.side[name] = mongoSideCollection(mongoDb.collection(name));
+				else
+					this.side[name] = await nedbSideCollection(
+						this.storeFolder
+							? path.join(this.storeFolder as string, `${name}.db`)
+							: null
+					);
+			}
 			const nedb = adapter.collection ? undefined : (adapter.db as NeDbStore | undefined);
 			for (const index of options.indexes ?? []) {
 				if (adapter.collection) {

@@ -3,11 +3,18 @@
  *
  * A reservation's `_id` is its checkout id, so creating it twice for one checkout is impossible on
  * every store (the primary key is unique): a retried or duplicated step finds the first one.
- * Its status moves pending → confirmed | failed, and confirmed → canceled; each move is a
- * conditional update from the expected status, so a repeated step changes nothing.
  *
- * A reconciler on every instance finishes what a dead orchestrator left: pending checkouts older
- * than a hold can live are confirmed if their seats were sold, else failed and released; canceled
+ * Nothing here is ever updated in place; every fact is inserted once (FerretDB 1.24 runs an update
+ * as a scan of the whole collection, which would make each booking slower than the last):
+ * - `reservations`: the booking as asked for (show, name, guests), written when the checkout starts;
+ * - `reservation_states`: `<id>:outcome` (confirmed or failed) and `<id>:canceled`. A unique key
+ *   per fact means the first writer decides and a repeat changes nothing, on every store;
+ * - `open_checkouts` and `seat_releases`: small to-do lists, removed when done, that the
+ *   reconciler reads instead of scanning every reservation.
+ * A reservation's status is derived: canceled, else its outcome, else pending.
+ *
+ * A reconciler on every instance finishes what a dead orchestrator left: checkouts still open after
+ * a hold can live are confirmed if their seats were sold, else failed and released; canceled
  * reservations whose seats were not yet given back are released again until that succeeds.
  */
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
@@ -16,6 +23,7 @@ import {
 	createDbMixin,
 	defaultStoreSettings,
 	type DbMethods,
+	type SideCollection,
 	type StoreAdapter
 } from "../mixins/db.mixin";
 import {
@@ -25,11 +33,37 @@ import {
 	reservationNotFound
 } from "../lib/errors";
 import { atMostChars } from "../lib/text";
-import type { HoldState, Reservation, ReservationStatus } from "../lib/types";
+import type { HoldState, Reservation } from "../lib/types";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 
-export interface ReservationDoc extends Reservation {
+/** The booking as asked for; written once. */
+interface BookingDoc {
+	_id: string;
+	showID: string;
+	name: string;
+	guests: number;
 	/** Hash of what was asked for, to tell a replay from a reuse of an Idempotency-Key. */
+	fingerprint: string;
+	createdAt: number;
+}
+
+/** One fact about a reservation: `<id>:outcome` or `<id>:canceled`. */
+interface StateDoc {
+	_id: string;
+	reservation: string;
+	status: "confirmed" | "failed" | "canceled";
+	at: number;
+	reason?: string;
+}
+
+/** An entry of a to-do list (`open_checkouts`, `seat_releases`). */
+interface TodoDoc {
+	_id: string;
+	showID: string;
+	at: number;
+}
+
+export interface ReservationDoc extends Reservation {
 	fingerprint: string;
 	/** For a canceled reservation: whether its seats are back on sale yet. */
 	seatsReleased?: boolean;
@@ -46,24 +80,36 @@ interface ReservationsSettings extends ServiceSettingSchema {
 
 interface ReservationsMethods extends DbMethods, MetricsMethods {
 	findReservation(id: string): Promise<ReservationDoc | null>;
-	moveStatus(
+	findBooking(id: string): Promise<BookingDoc | null>;
+	findFact(factId: string): Promise<StateDoc | null>;
+	recall<T>(key: string, load: () => Promise<T | null>): Promise<T | null>;
+	remember(key: string, value: unknown): void;
+	recordOutcome(
 		id: string,
-		from: ReservationStatus,
-		to: ReservationStatus,
-		extra?: Partial<ReservationDoc>
-	): Promise<boolean>;
-	releaseCanceledSeats(reservation: ReservationDoc): Promise<boolean>;
+		status: "confirmed" | "failed",
+		reason?: string
+	): Promise<StateDoc & { recorded: boolean }>;
+	releaseCanceledSeats(id: string, showID: string): Promise<void>;
 	reconcileCheckouts(): Promise<void>;
-	reconcilePending(reservation: ReservationDoc): Promise<void>;
+	reconcilePending(id: string, showID: string): Promise<void>;
 }
 
 interface ReservationsLocals {
 	adapter: StoreAdapter;
+	side: Record<"reservation_states" | "open_checkouts" | "seat_releases", SideCollection>;
+	/** Bookings and facts seen by this node (they never change), oldest first. */
+	remembered: Map<string, unknown>;
 	reconcileTimer: NodeJS.Timeout | null;
 }
 
 const CANCELLATIONS = "tickets_cancellations_total";
 const RECONCILED = "tickets_checkouts_reconciled_total";
+/** A release listed this long ago whose cancel was never recorded belongs to a cancel that died. */
+const UNFINISHED_CANCEL_MS = 60 * 1000;
+/** Bookings and facts a node keeps in memory (a few MB). */
+const REMEMBERED_MAX = 20000;
+/** To-do entries the reconciler takes on per round. */
+const RECONCILE_BATCH = 500;
 
 const RESERVATION_ID = { type: "string", pattern: /^[A-Za-z0-9_-]{8,64}$/ } as const;
 const SHOW_ID = { type: "string", pattern: /^[0-9a-fA-F]{24}$/ } as const;
@@ -80,6 +126,21 @@ export function toPublicReservation(doc: ReservationDoc): Reservation {
 	};
 }
 
+/** Inserts a to-do entry or fact that may already be there. True when this call inserted it. */
+async function insertOnce(
+	collection: SideCollection,
+	doc: Record<string, unknown> & { _id: string },
+	isDuplicateKey: (err: unknown) => boolean
+): Promise<boolean> {
+	try {
+		await collection.insert(doc);
+		return true;
+	} catch (err) {
+		if (isDuplicateKey(err)) return false;
+		throw err;
+	}
+}
+
 const ReservationsService: ServiceSchema<
 	ReservationsSettings,
 	ReservationsMethods,
@@ -91,7 +152,8 @@ const ReservationsService: ServiceSchema<
 		createDbMixin({
 			database: "reservations",
 			collection: "reservations",
-			indexes: [{ fields: { showID: 1 } }, { fields: { status: 1 } }]
+			indexes: [{ fields: { showID: 1 } }],
+			sideCollections: ["reservation_states", "open_checkouts", "seat_releases"]
 		}),
 		createMetricsMixin([
 			{ name: CANCELLATIONS, description: "Reservations canceled" },
@@ -135,19 +197,24 @@ const ReservationsService: ServiceSchema<
 			): Promise<ReservationDoc & { created: boolean }> {
 				const { checkoutId, showID, name, guests, fingerprint } = ctx.params;
 				const now = Date.now();
-				const doc: ReservationDoc = {
+				// On the reconciler's list first: a crash right after still gets settled.
+				await insertOnce(
+					this.side.open_checkouts,
+					{ _id: checkoutId, showID, at: now },
+					this.isDuplicateKey
+				);
+				const booking: BookingDoc = {
 					_id: checkoutId,
 					showID,
 					name,
 					guests,
-					status: "pending",
 					fingerprint,
-					createdAt: now,
-					updatedAt: now
+					createdAt: now
 				};
 				try {
-					await this.adapter.insert({ ...doc });
-					return { ...doc, created: true };
+					await this.adapter.insert({ ...booking });
+					this.remember(`booking:${checkoutId}`, booking);
+					return { ...booking, status: "pending", updatedAt: now, created: true };
 				} catch (err) {
 					if (!this.isDuplicateKey(err)) throw err;
 				}
@@ -180,15 +247,17 @@ const ReservationsService: ServiceSchema<
 			params: { id: RESERVATION_ID },
 			async handler(ctx: Context<{ id: string }>): Promise<Reservation> {
 				const { id } = ctx.params;
-				if (await this.moveStatus(id, "pending", "confirmed")) {
-					const doc = (await this.findReservation(id)) as ReservationDoc;
-					ctx.emit("reservations.confirmed", toPublicReservation(doc));
-					return toPublicReservation(doc);
-				}
-				const doc = await this.findReservation(id);
-				if (!doc) throw reservationNotFound(id);
-				if (doc.status === "failed") throw checkoutFailed(id);
-				return toPublicReservation(doc);
+				const outcome = await this.recordOutcome(id, "confirmed");
+				if (outcome.status === "failed") throw checkoutFailed(id);
+				const booking = await this.findBooking(id);
+				if (!booking) throw reservationNotFound(id);
+				const confirmed = toPublicReservation({
+					...booking,
+					status: "confirmed",
+					updatedAt: outcome.at
+				});
+				if (outcome.recorded) ctx.emit("reservations.confirmed", confirmed);
+				return confirmed;
 			}
 		},
 
@@ -197,7 +266,7 @@ const ReservationsService: ServiceSchema<
 			params: { id: RESERVATION_ID, reason: { type: "string", max: 200 } },
 			async handler(ctx: Context<{ id: string; reason: string }>): Promise<Reservation> {
 				const { id, reason } = ctx.params;
-				await this.moveStatus(id, "pending", "failed", { failReason: reason });
+				await this.recordOutcome(id, "failed", reason);
 				const doc = await this.findReservation(id);
 				if (!doc) throw reservationNotFound(id);
 				return toPublicReservation(doc);
@@ -206,25 +275,50 @@ const ReservationsService: ServiceSchema<
 
 		/**
 		 * confirmed → canceled, and the seats go back to the show exactly once: the release is
-		 * keyed by the checkout id, and retried by the reconciler until it succeeds.
+		 * keyed by the checkout id, and repeated by the reconciler until it succeeds.
 		 */
 		cancel: {
 			params: { id: RESERVATION_ID },
 			async handler(ctx: Context<{ id: string }>): Promise<Reservation> {
 				const { id } = ctx.params;
-				const moved = await this.moveStatus(id, "confirmed", "canceled", {
-					seatsReleased: false
-				});
 				const doc = await this.findReservation(id);
 				if (!doc) throw reservationNotFound(id);
-				if (doc.status !== "canceled") throw notCancelable(id, doc.status);
-				if (moved) {
-					this.countMetric(CANCELLATIONS);
-					ctx.emit("reservations.canceled", toPublicReservation(doc));
+				if (doc.status !== "confirmed" && doc.status !== "canceled")
+					throw notCancelable(id, doc.status);
+				const now = Date.now();
+				if (doc.status === "confirmed") {
+					// The release goes on the to-do list before the cancel is recorded, so that a
+					// crash in between can never leave canceled seats counted.
+					await insertOnce(
+						this.side.seat_releases,
+						{ _id: id, showID: doc.showID, at: now },
+						this.isDuplicateKey
+					);
+					const fact: StateDoc = {
+						_id: `${id}:canceled`,
+						reservation: id,
+						status: "canceled",
+						at: now
+					};
+					const canceled = await insertOnce(
+						this.side.reservation_states,
+						{ ...fact },
+						this.isDuplicateKey
+					);
+					if (canceled) this.remember(`fact:${fact._id}`, fact);
+					Object.assign(doc, {
+						status: "canceled",
+						updatedAt: now,
+						seatsReleased: false
+					});
+					if (canceled) {
+						this.countMetric(CANCELLATIONS);
+						ctx.emit("reservations.canceled", toPublicReservation(doc));
+					}
 				}
 				if (!doc.seatsReleased) {
 					// The cancel is recorded; if the release fails now, the reconciler repeats it.
-					await this.releaseCanceledSeats(doc).catch(err =>
+					await this.releaseCanceledSeats(id, doc.showID).catch(err =>
 						this.logger.warn(
 							`Seats of canceled reservation ${id} not released yet, will retry: ${(err as Error).message}`
 						)
@@ -238,45 +332,94 @@ const ReservationsService: ServiceSchema<
 		listByShow: {
 			params: { showID: SHOW_ID },
 			async handler(ctx: Context<{ showID: string }>): Promise<Reservation[]> {
-				const docs: ReservationDoc[] = await this.adapter.find({
+				const bookings: BookingDoc[] = await this.adapter.find({
 					query: { showID: ctx.params.showID },
 					sort: ["-createdAt"]
 				});
-				return docs.map(doc => toPublicReservation(this.toPlain<ReservationDoc>(doc)));
+				const docs = await Promise.all(
+					bookings.map(b => this.findReservation(String(b._id)))
+				);
+				return docs.flatMap(doc => (doc ? [toPublicReservation(doc)] : []));
 			}
 		}
 	},
 
 	methods: {
+		/** A booking with its status, from its facts: canceled, else its outcome, else pending. */
 		async findReservation(id: string): Promise<ReservationDoc | null> {
-			const doc = await this.adapter.findById(id);
-			return doc ? this.toPlain<ReservationDoc>(doc) : null;
+			const [booking, outcome, canceled] = await Promise.all([
+				this.findBooking(id),
+				this.findFact(`${id}:outcome`),
+				this.findFact(`${id}:canceled`)
+			]);
+			if (!booking) return null;
+			const release = canceled ? await this.side.seat_releases.findById<TodoDoc>(id) : null;
+			return {
+				...booking,
+				status: canceled ? "canceled" : (outcome?.status ?? "pending"),
+				updatedAt: Math.max(booking.createdAt, outcome?.at ?? 0, canceled?.at ?? 0),
+				...(outcome?.reason ? { failReason: outcome.reason } : {}),
+				...(canceled ? { seatsReleased: !release } : {})
+			};
 		},
 
-		/** A status change that happens only from `from`: repeats and races change nothing. */
-		async moveStatus(
-			id: string,
-			from: ReservationStatus,
-			to: ReservationStatus,
-			extra: Partial<ReservationDoc> = {}
-		): Promise<boolean> {
-			const written = await this.adapter.updateMany(
-				{ _id: id, status: from },
-				{ $set: { ...extra, status: to, updatedAt: Date.now() } }
-			);
-			return written === 1;
-		},
-
-		async releaseCanceledSeats(reservation: ReservationDoc): Promise<boolean> {
-			await this.broker.call("shows.releaseSeats", {
-				showID: reservation.showID,
-				holdId: reservation._id
+		findBooking(id: string): Promise<BookingDoc | null> {
+			return this.recall(`booking:${id}`, async () => {
+				const found = await this.adapter.findById(id);
+				return found ? this.toPlain<BookingDoc>(found) : null;
 			});
-			await this.adapter.updateMany(
-				{ _id: reservation._id, status: "canceled" },
-				{ $set: { seatsReleased: true, updatedAt: Date.now() } }
+		},
+
+		findFact(factId: string): Promise<StateDoc | null> {
+			return this.recall(`fact:${factId}`, () =>
+				this.side.reservation_states.findById<StateDoc>(factId)
 			);
-			return true;
+		},
+
+		/**
+		 * Bookings and facts never change once written, so a node keeps those it has seen and
+		 * reads each from the store once. (That a fact is missing is never kept: it may come.)
+		 */
+		async recall<T>(key: string, load: () => Promise<T | null>): Promise<T | null> {
+			const known = this.remembered.get(key) as T | undefined;
+			if (known) return known;
+			const value = await load();
+			if (value) this.remember(key, value);
+			return value;
+		},
+
+		remember(key: string, value: unknown): void {
+			this.remembered.set(key, value);
+			if (this.remembered.size > REMEMBERED_MAX)
+				this.remembered.delete(this.remembered.keys().next().value as string);
+		},
+
+		/**
+		 * Decides a checkout: the first outcome recorded stands, and a later call learns it.
+		 * Then takes the checkout off the reconciler's list.
+		 */
+		async recordOutcome(id, status, reason): Promise<StateDoc & { recorded: boolean }> {
+			const fact: StateDoc = {
+				_id: `${id}:outcome`,
+				reservation: id,
+				status,
+				at: Date.now(),
+				...(reason ? { reason } : {})
+			};
+			const recorded = await insertOnce(
+				this.side.reservation_states,
+				{ ...fact },
+				this.isDuplicateKey
+			);
+			const outcome = recorded ? fact : ((await this.findFact(fact._id)) as StateDoc);
+			this.remember(`fact:${fact._id}`, outcome);
+			await this.side.open_checkouts.removeById(id);
+			return { ...outcome, recorded };
+		},
+
+		async releaseCanceledSeats(id: string, showID: string): Promise<void> {
+			await this.broker.call("shows.releaseSeats", { showID, holdId: id });
+			await this.side.seat_releases.removeById(id);
 		},
 
 		/**
@@ -284,11 +427,10 @@ const ReservationsService: ServiceSchema<
 		 * with `onlyIfHeld` both frees seats that were only held (past their deadline, they can no
 		 * longer be confirmed) and reports seats that were sold, in one serialised step.
 		 */
-		async reconcilePending(reservation: ReservationDoc): Promise<void> {
-			const id = reservation._id;
+		async reconcilePending(id: string, showID: string): Promise<void> {
 			const { state } = await this.broker.call<{ state: HoldState }, object>(
 				"shows.releaseSeats",
-				{ showID: reservation.showID, holdId: id, onlyIfHeld: true }
+				{ showID, holdId: id, onlyIfHeld: true }
 			);
 			if (state === "confirmed") {
 				await this.broker.call("reservations.confirm", { id });
@@ -296,7 +438,7 @@ const ReservationsService: ServiceSchema<
 				this.logger.info(`Reconciled checkout ${id}: seats were sold, confirmed`);
 				return;
 			}
-			await this.moveStatus(id, "pending", "failed", { failReason: `abandoned (${state})` });
+			await this.recordOutcome(id, "failed", `abandoned (${state})`);
 			this.countMetric(RECONCILED, { result: "failed" });
 			this.logger.info(`Reconciled checkout ${id}: seats ${state}, marked failed`);
 		},
@@ -304,22 +446,31 @@ const ReservationsService: ServiceSchema<
 		async reconcileCheckouts(): Promise<void> {
 			const abandonedBefore =
 				Date.now() - this.settings.holdTtlSeconds * 1000 - this.settings.reconcileGraceMs;
-			const pending: ReservationDoc[] = await this.adapter.find({
-				query: { status: "pending", createdAt: { $lt: abandonedBefore } },
-				limit: 100
-			});
-			for (const doc of pending) await this.reconcilePending(this.toPlain(doc));
-
-			const unreleased: ReservationDoc[] = await this.adapter.find({
-				query: { status: "canceled", seatsReleased: false },
-				limit: 100
-			});
-			for (const doc of unreleased) await this.releaseCanceledSeats(this.toPlain(doc));
+			const open = await this.side.open_checkouts.find<TodoDoc>({}, RECONCILE_BATCH);
+			for (const checkout of open.filter(c => c.at < abandonedBefore)) {
+				const decided = await this.side.reservation_states.findById(
+					`${checkout._id}:outcome`
+				);
+				if (decided) await this.side.open_checkouts.removeById(checkout._id);
+				else await this.reconcilePending(checkout._id, checkout.showID);
+			}
+			const releases = await this.side.seat_releases.find<TodoDoc>({}, RECONCILE_BATCH);
+			for (const release of releases) {
+				const canceled = await this.side.reservation_states.findById(
+					`${release._id}:canceled`
+				);
+				if (canceled) await this.releaseCanceledSeats(release._id, release.showID);
+				// A cancel that died between listing its release and recording itself did not
+				// happen: the reservation stands, and its seats stay sold.
+				else if (release.at < Date.now() - UNFINISHED_CANCEL_MS)
+					await this.side.seat_releases.removeById(release._id);
+			}
 		}
 	},
 
 	created() {
 		this.reconcileTimer = null;
+		this.remembered = new Map();
 	},
 
 	started() {

@@ -27,7 +27,7 @@ import {
 	showNotFound,
 	storeConflict
 } from "../lib/errors";
-import { createKeyedQueue, type KeyedQueue } from "../lib/keyed-queue";
+import { createBatchQueue, type BatchQueue, type Outcome } from "../lib/batch-queue";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import type { HoldState, HoldView, PublicShow } from "../lib/types";
 
@@ -65,6 +65,7 @@ interface ShowsSettings extends ServiceSettingSchema {
 
 interface ShowsMethods extends DbMethods, MetricsMethods {
 	mutateShow<T>(showID: string, change: ShowChange<T>): Promise<T>;
+	applyChanges(showID: string, changes: ShowChange<unknown>[]): Promise<Outcome<unknown>[]>;
 	loadShow(showID: string): Promise<ShowDoc>;
 	saveShow(show: ShowDoc, expectedVersion: number): Promise<boolean>;
 	sweepExpiredHolds(): Promise<void>;
@@ -72,7 +73,7 @@ interface ShowsMethods extends DbMethods, MetricsMethods {
 
 interface ShowsLocals {
 	adapter: StoreAdapter;
-	writeQueue: KeyedQueue;
+	writeQueue: BatchQueue<ShowChange<unknown>, unknown>;
 	sweepTimer: NodeJS.Timeout | null;
 }
 
@@ -81,7 +82,11 @@ interface Change<T> {
 	changed: boolean;
 }
 
-/** Applies one domain change to a loaded show; `expired` are the holds just dropped from it. */
+/**
+ * Applies one domain change to a loaded show; `expired` are the holds just dropped from it. It
+ * either throws before touching the show, or completes: other changes of the same batch build on
+ * the show it leaves. Nothing else (metrics, events) happens inside, since a batch may be re-run.
+ */
 type ShowChange<T> = (show: ShowDoc, now: number, expired: Hold[]) => Change<T>;
 
 const SHOW_ID = { type: "string", pattern: /^[0-9a-fA-F]{24}$/ } as const;
@@ -90,6 +95,9 @@ const HOUSE_SIZE = { type: "number", integer: true, min: 1, max: 100000 } as con
 const SEATS_HELD = "tickets_seats_held_total";
 const SEATS_RELEASED = "tickets_seats_released_total";
 const HOLDS_EXPIRED = "tickets_holds_expired_total";
+
+/** Checkouts one show write may carry when many wait for the same show. */
+const MAX_CHANGES_PER_WRITE = 100;
 
 /** Tries of one show write that keeps meeting a concurrent writer, before answering 503. */
 const MAX_WRITE_ATTEMPTS = 8;
@@ -234,35 +242,44 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				holdId: HOLD_ID,
 				count: { type: "number", integer: true, min: 1, max: 100000 }
 			},
-			handler(
+			async handler(
 				ctx: Context<{ showID: string; holdId: string; count: number }>
 			): Promise<HoldView & { created: boolean }> {
 				const { showID, holdId, count } = ctx.params;
 				const ttlMs = this.settings.holdTtlSeconds * 1000;
-				return this.mutateShow<HoldView & { created: boolean }>(showID, (show, now) => {
-					const existing = show.holds.find(h => h.id === holdId);
-					if (existing) {
-						// A retry or duplicate of the same checkout: same answer, and no new deadline,
-						// so a hold can never be kept alive by repeating it.
-						if (existing.count !== count) throw idempotencyKeyReused();
+				const held = this.mutateShow<HoldView & { created: boolean }>(
+					showID,
+					(show, now) => {
+						const existing = show.holds.find(h => h.id === holdId);
+						if (existing) {
+							// A retry or duplicate of the same checkout: same answer, and no new deadline,
+							// so a hold can never be kept alive by repeating it.
+							if (existing.count !== count) throw idempotencyKeyReused();
+							return {
+								result: { ...holdView(showID, existing), created: false },
+								changed: false
+							};
+						}
+						// Counted from the holds, not `show.reserved`: earlier changes of this batch count too.
+						const available = show.houseSize - seatsInDocument(show);
+						if (count > available) throw notEnoughSeats(count, available);
+						const hold: Hold = {
+							id: holdId,
+							count,
+							state: "held",
+							expiresAt: now + ttlMs,
+							createdAt: now
+						};
+						show.holds.push(hold);
 						return {
-							result: { ...holdView(showID, existing), created: false },
-							changed: false
+							result: { ...holdView(showID, hold), created: true },
+							changed: true
 						};
 					}
-					const available = show.houseSize - show.reserved;
-					if (count > available) throw notEnoughSeats(count, available);
-					const hold: Hold = {
-						id: holdId,
-						count,
-						state: "held",
-						expiresAt: now + ttlMs,
-						createdAt: now
-					};
-					show.holds.push(hold);
-					this.countMetric(SEATS_HELD, undefined, count);
-					return { result: { ...holdView(showID, hold), created: true }, changed: true };
-				});
+				);
+				const result = await held;
+				if (result.created) this.countMetric(SEATS_HELD, undefined, count);
+				return result;
 			}
 		},
 
@@ -299,11 +316,11 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				holdId: HOLD_ID,
 				onlyIfHeld: { type: "boolean", optional: true }
 			},
-			handler(
+			async handler(
 				ctx: Context<{ showID: string; holdId: string; onlyIfHeld?: boolean }>
 			): Promise<{ released: number; state: HoldState }> {
 				const { showID, holdId, onlyIfHeld } = ctx.params;
-				return this.mutateShow<{ released: number; state: HoldState }>(
+				const result = await this.mutateShow<{ released: number; state: HoldState }>(
 					showID,
 					(show, _now, expired) => {
 						const hold = show.holds.find(h => h.id === holdId);
@@ -316,13 +333,15 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 						if (onlyIfHeld && hold.state === "confirmed")
 							return { result: { released: 0, state: "confirmed" }, changed: false };
 						show.holds = show.holds.filter(h => h !== hold);
-						this.countMetric(SEATS_RELEASED, undefined, hold.count);
 						return {
 							result: { released: hold.count, state: hold.state },
 							changed: true
 						};
 					}
 				);
+				if (result.released > 0)
+					this.countMetric(SEATS_RELEASED, undefined, result.released);
+				return result;
 			}
 		},
 
@@ -397,8 +416,9 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 			params: { showID: SHOW_ID, houseSize: HOUSE_SIZE },
 			handler(ctx: Context<{ showID: string; houseSize: number }>): Promise<PublicShow> {
 				return this.mutateShow(ctx.params.showID, show => {
-					if (ctx.params.houseSize < show.reserved)
-						throw houseTooSmall(ctx.params.houseSize, show.reserved);
+					const reserved = seatsInDocument(show);
+					if (ctx.params.houseSize < reserved)
+						throw houseTooSmall(ctx.params.houseSize, reserved);
 					show.houseSize = ctx.params.houseSize;
 					return { result: toPublicShow(show), changed: true };
 				});
@@ -422,35 +442,47 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 		 * with a version check. Serialised per show on this node.
 		 */
 		mutateShow<T>(showID: string, change: ShowChange<T>): Promise<T> {
-			return this.writeQueue.run(showID, async () => {
-				for (let attempt = 1; ; attempt++) {
-					const show = await this.loadShow(showID);
-					const expectedVersion = show.version;
-					const now = Date.now();
-					const expired = dropExpiredHolds(show, now);
-					let outcome: Change<T>;
+			return this.writeQueue.push(showID, change as ShowChange<unknown>) as Promise<T>;
+		},
+
+		/**
+		 * One write to a show for a batch of changes (see lib/batch-queue.ts): load it, drop expired
+		 * holds, apply each change in order, and store the result with a version check. A change
+		 * that refuses fails alone; the others still count.
+		 */
+		async applyChanges(
+			showID: string,
+			changes: ShowChange<unknown>[]
+		): Promise<Outcome<unknown>[]> {
+			for (let attempt = 1; ; attempt++) {
+				const show = await this.loadShow(showID);
+				const expectedVersion = show.version;
+				const now = Date.now();
+				const expired = dropExpiredHolds(show, now);
+				let changed = expired.length > 0;
+				const outcomes = changes.map((change): Outcome<unknown> => {
 					try {
-						outcome = change(show, now, expired);
-					} catch (err) {
-						// A refusal still keeps the expired holds dropped.
-						if (expired.length > 0) await this.saveShow(show, expectedVersion);
-						throw err;
+						const outcome = change(show, now, expired);
+						changed ||= outcome.changed;
+						return { ok: true, value: outcome.result };
+					} catch (error) {
+						return { ok: false, error };
 					}
-					if (!outcome.changed && expired.length === 0) return outcome.result;
-					if (await this.saveShow(show, expectedVersion)) {
-						if (expired.length > 0)
-							this.countMetric(HOLDS_EXPIRED, undefined, expired.length);
-						if (expired.length > 0)
-							this.logger.info(
-								`Show ${showID}: ${expired.length} expired hold(s) released`
-							);
-						return outcome.result;
+				});
+				if (!changed) return outcomes;
+				if (await this.saveShow(show, expectedVersion)) {
+					if (expired.length > 0) {
+						this.countMetric(HOLDS_EXPIRED, undefined, expired.length);
+						this.logger.info(
+							`Show ${showID}: ${expired.length} expired hold(s) released`
+						);
 					}
-					// Someone else wrote this show (the shard moved): re-read and try again.
-					if (attempt >= MAX_WRITE_ATTEMPTS) throw storeConflict(showID);
-					await new Promise(resolve => setTimeout(resolve, 5 * attempt));
+					return outcomes;
 				}
-			});
+				// Someone else wrote this show (the shard moved): re-read and try again.
+				if (attempt >= MAX_WRITE_ATTEMPTS) throw storeConflict(showID);
+				await new Promise(resolve => setTimeout(resolve, 5 * attempt));
+			}
 		},
 
 		async saveShow(show: ShowDoc, expectedVersion: number): Promise<boolean> {
@@ -488,7 +520,10 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 	},
 
 	created() {
-		this.writeQueue = createKeyedQueue();
+		this.writeQueue = createBatchQueue(
+			(showID, changes) => this.applyChanges(showID, changes),
+			MAX_CHANGES_PER_WRITE
+		);
 		this.sweepTimer = null;
 	},
 

@@ -88,7 +88,7 @@ it("stores the seed shows with their original ids as ObjectIds, with the indexes
 		const reservationIndexes = (await stores.reservations.indexes()).map(i =>
 			Object.keys(i.key).join(",")
 		);
-		expect(reservationIndexes).toEqual(expect.arrayContaining(["showID", "status"]));
+		expect(reservationIndexes).toEqual(expect.arrayContaining(["showID"]));
 	} finally {
 		await stores.close();
 	}
@@ -108,9 +108,9 @@ it("sells exactly the free seats across instances, and the stores agree with the
 
 	const stores = await openStores(cluster);
 	try {
-		const confirmed = await stores.reservations
-			.find({ showID: PLAY, status: "confirmed" })
-			.toArray();
+		const confirmed = (await stores.reservationsWithStatus({ showID: PLAY })).filter(
+			r => r.status === "confirmed"
+		);
 		expect(confirmed.map(r => r._id).sort()).toEqual(booked.map(a => a.body._id).sort());
 		const show = await stores.shows.findOne({ _id: new ObjectId(PLAY) });
 		expect(show.reserved).toBe(50);
@@ -181,7 +181,7 @@ it("spreads requests over the instances of every service", async () => {
 it("reads every show and reservation back the same after every process restarts", async () => {
 	const shows = await getJson("/?limit=1000");
 	const stores = await openStores(cluster);
-	const reservations = await stores.reservations.find({}).toArray();
+	const reservations = await stores.reservationsWithStatus();
 	await stores.close();
 	expect(reservations.length).toBeGreaterThan(50);
 

@@ -156,25 +156,26 @@ async function exercise(
 	return answer;
 }
 
+/** A failed and a pending reservation, written as the reservations service stores them. */
 function seedReservations(dataDir: string) {
 	const folder = path.join(dataDir, "reservations");
 	fs.mkdirSync(folder, { recursive: true });
 	const now = Date.now();
-	const doc = (id: string, status: string) =>
+	const booking = (id: string, label: string) =>
 		JSON.stringify({
 			_id: id,
 			showID: ROCK,
-			name: `Seeded ${status}`,
+			name: `Seeded ${label}`,
 			guests: 1,
-			status,
 			fingerprint: "seeded",
-			createdAt: now,
-			updatedAt: now
+			createdAt: now
 		});
 	fs.writeFileSync(
 		path.join(folder, "reservations.db"),
-		`${doc(FAILED, "failed")}\n${doc(PENDING, "pending")}\n`
+		`${booking(FAILED, "failed")}\n${booking(PENDING, "pending")}\n`
 	);
+	const outcome = { _id: `${FAILED}:outcome`, reservation: FAILED, status: "failed", at: now };
+	fs.writeFileSync(path.join(folder, "reservation_states.db"), `${JSON.stringify(outcome)}\n`);
 }
 
 beforeAll(async () => {

@@ -26,12 +26,30 @@ export async function openStores(cluster: Cluster) {
 	const client = new MongoClient(cluster.env.MONGO_URI, { useUnifiedTopology: true } as object);
 	await client.connect();
 	const prefix = cluster.env.MONGO_DB_PREFIX ?? "";
-	return {
+	const reservationsDb = client.db(`${prefix}reservations`);
+	const stores = {
 		client,
 		shows: client.db(`${prefix}shows`).collection("shows"),
-		reservations: client.db(`${prefix}reservations`).collection("reservations"),
+		reservations: reservationsDb.collection("reservations"),
+		reservationStates: reservationsDb.collection("reservation_states"),
+		openCheckouts: reservationsDb.collection("open_checkouts"),
+		seatReleases: reservationsDb.collection("seat_releases"),
+		/** Every reservation with the status its stored facts give it (see reservations.service). */
+		async reservationsWithStatus(query: object = {}) {
+			const bookings = await stores.reservations.find(query).toArray();
+			const facts = await stores.reservationStates.find({}).toArray();
+			const byId = new Map(facts.map(f => [f._id as string, f]));
+			return bookings.map(b => ({
+				...b,
+				status:
+					(byId.get(`${b._id}:canceled`) && "canceled") ||
+					byId.get(`${b._id}:outcome`)?.status ||
+					"pending"
+			}));
+		},
 		close: () => client.close()
 	};
+	return stores;
 }
 
 /** Sum of a Prometheus counter on one node, over the series whose labels contain `match`. */
