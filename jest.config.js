@@ -6,5 +6,6 @@ module.exports = {
 	globalSetup: "<rootDir>/test/support/global-setup.ts",
 	globalTeardown: "<rootDir>/test/support/global-teardown.ts",
 	testTimeout: 60000,
+	reporters: ["default", "<rootDir>/test/support/summary-reporter.js"],
 	maxWorkers: 2
 };
