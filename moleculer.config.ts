@@ -4,6 +4,7 @@
  * environment; a value that cannot work stops the process here with a clear message.
  */
 import cluster from "node:cluster";
+import type { Server } from "node:http";
 import path from "node:path";
 import type { BrokerOptions, Errors } from "moleculer";
 import { replCommands } from "./lib/repl-commands";
@@ -169,6 +170,20 @@ const brokerConfig: BrokerOptions = {
 			type: "Prometheus",
 			options: { port: appConfig.metricsPort, path: "/metrics" }
 		}
+	},
+
+	// A taken metrics port would crash the node with an unhandled 'error' event; say what to do.
+	created(broker) {
+		const reporters = (broker.metrics as unknown as { reporter?: { server?: Server }[] })
+			.reporter;
+		for (const reporter of reporters ?? [])
+			reporter.server?.on("error", (err: NodeJS.ErrnoException) =>
+				broker.fatal(
+					`METRICS_PORT ${appConfig.metricsPort} cannot be used (${err.code}): ` +
+						`set another METRICS_PORT, or 0 to turn metrics off`,
+					err
+				)
+			);
 	},
 
 	// Operator commands for `npm run repl`: shows, reservations, holds, add-show, resize, cancel.

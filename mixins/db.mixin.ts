@@ -116,6 +116,11 @@ export interface StoreAdapter {
 
 /** NeDB's datastore, as the NeDB adapter exposes it. */
 interface NeDbStore {
+	updateAsync?(
+		query: Record<string, unknown>,
+		update: Record<string, unknown>,
+		options: Record<string, unknown>
+	): Promise<{ numAffected: number }>;
 	ensureIndexAsync?(opts: Record<string, unknown>): Promise<unknown>;
 	setAutocompactionInterval?(ms: number): void;
 	stopAutocompaction?(): void;
@@ -138,6 +143,8 @@ export interface DbMethods {
 	claimVersion(docId: string, version: number): Promise<boolean>;
 	/** Gives a claim back after the write it was for did not happen. */
 	dropClaim(docId: string, version: number): Promise<void>;
+	/** Updates the documents matching `query`; resolves to how many it changed. */
+	updateWhere(query: Record<string, unknown>, update: Record<string, unknown>): Promise<number>;
 	/** The store's form of an id: an ObjectId for 24-hex strings on MongoDB, the string otherwise. */
 	storeId(id: string): unknown;
 	/** Stored document to plain object with a string `_id`. */
@@ -242,6 +249,17 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 					at: { $lt: now - STALE_CLAIM_MS }
 				});
 				return false;
+			},
+			/*
+			 * On NeDB, straight to the datastore: moleculer-db's wrapper of `update` makes Node build
+			 * a deprecation warning (DEP0174) on every call, a few percent of a busy node's time.
+			 */
+			async updateWhere(query, update): Promise<number> {
+				const adapter = this.adapter as StoreAdapter;
+				const nedb = adapter.collection ? undefined : (adapter.db as NeDbStore | undefined);
+				if (nedb?.updateAsync)
+					return (await nedb.updateAsync(query, update, { multi: true })).numAffected;
+				return adapter.updateMany(query, update);
 			},
 			async dropClaim(docId: string, version: number): Promise<void> {
 				const claims = this.versionClaims as ClaimsCollection | null;

@@ -14,8 +14,8 @@ if (process.env.TRANSPORTER) {
 	delete process.env.SERVICEDIR;
 	delete process.env.SERVICES;
 	process.env.NODE_ID ??= `operator-${process.pid}`;
-	// An operator node serves nothing, so it needs no metrics port of its own.
-	process.env.METRICS_PORT ??= "0";
+	// An operator node serves nothing: no metrics port (it would clash with a node's on this host).
+	process.env.METRICS_PORT = "0";
 } else {
 	process.env.SERVICEDIR ??= path.join(root, "dist", "services");
 }

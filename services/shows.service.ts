@@ -493,12 +493,13 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 			show.updatedAt = Date.now();
 			const { _id, ...fields } = show;
 			if (!(await this.claimVersion(_id, show.version))) return false;
-			const written = await this.adapter
-				.updateMany({ _id: this.storeId(_id), version: expectedVersion }, { $set: fields })
-				.catch(async err => {
-					await this.dropClaim(_id, show.version).catch(() => undefined);
-					throw err;
-				});
+			const written = await this.updateWhere(
+				{ _id: this.storeId(_id), version: expectedVersion },
+				{ $set: fields }
+			).catch(async err => {
+				await this.dropClaim(_id, show.version).catch(() => undefined);
+				throw err;
+			});
 			if (written !== 1) {
 				await this.dropClaim(_id, show.version);
 				return false;
