@@ -15,7 +15,13 @@ import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { Errors } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { appConfig } from "../moleculer.config";
-import { checkoutFailed, idempotencyKeyReused, tooManyTickets } from "../lib/errors";
+import {
+	checkoutFailed,
+	idempotencyKeyReused,
+	reservationNotFound,
+	showNotFound,
+	tooManyTickets
+} from "../lib/errors";
 import { describeError } from "../lib/http-errors";
 import { openApiDocument } from "../lib/openapi";
 import { atMostChars } from "../lib/text";
@@ -405,8 +411,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			params: { id: { type: "string", max: 64 } },
 			async handler(ctx: Context<{ id: string }>): Promise<PublicShow> {
 				const { id } = ctx.params;
-				if (!SHOW_ID_PATTERN.test(id))
-					throw new MoleculerClientError(`show ${id} not found`, 404, "SHOW_NOT_FOUND");
+				if (!SHOW_ID_PATTERN.test(id)) throw showNotFound(id);
 				return ctx.call("shows.get", { showID: id });
 			}
 		},
@@ -455,12 +460,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			params: { id: { type: "string", max: 128 } },
 			async handler(ctx: Context<{ id: string }>): Promise<Reservation> {
 				const { id } = ctx.params;
-				if (!RESERVATION_ID_PATTERN.test(id))
-					throw new MoleculerClientError(
-						`reservation ${id} not found`,
-						404,
-						"RESERVATION_NOT_FOUND"
-					);
+				if (!RESERVATION_ID_PATTERN.test(id)) throw reservationNotFound(id);
 				return ctx.call("reservations.get", { id });
 			}
 		},
@@ -469,12 +469,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			params: { id: { type: "string", max: 128 } },
 			async handler(ctx: Context<{ id: string }>) {
 				const { id } = ctx.params;
-				if (!RESERVATION_ID_PATTERN.test(id))
-					throw new MoleculerClientError(
-						`reservation ${id} not found`,
-						404,
-						"RESERVATION_NOT_FOUND"
-					);
+				if (!RESERVATION_ID_PATTERN.test(id)) throw reservationNotFound(id);
 				const reservation = await ctx.call<Reservation, object>("reservations.cancel", {
 					id
 				});
