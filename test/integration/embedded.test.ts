@@ -4,6 +4,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { httpCall, jsonBody } from "../support/http";
 import { startEmbedded, systemNode, waitForHealthy } from "../support/system";
 
 const ROCK = "5b805a00297ae6047030f2e0";
@@ -12,25 +13,11 @@ const RALLY = "5b805a790cee1505a52bc75e";
 
 let system: Awaited<ReturnType<typeof startEmbedded>>;
 
-async function call(method: string, url: string, init: RequestInit = {}) {
-	const res = await fetch(`${system.baseUrl}${url}`, { method, ...init });
-	const text = await res.text();
-	let body: any = text;
-	try {
-		body = JSON.parse(text);
-	} catch {
-		// not JSON: the assertion on `body` will show it
-	}
-	return { status: res.status, body, headers: res.headers };
-}
-
-const json = (body: unknown, headers: Record<string, string> = {}) => ({
-	body: JSON.stringify(body),
-	headers: { "content-type": "application/json", ...headers }
-});
+const call = (method: string, url: string, init: RequestInit = {}) =>
+	httpCall(system.baseUrl, method, url, init);
 
 async function reserve(body: Record<string, unknown>, headers: Record<string, string> = {}) {
-	return call("POST", "/reserve", json(body, headers));
+	return call("POST", "/reserve", jsonBody(body, headers));
 }
 
 beforeAll(async () => {

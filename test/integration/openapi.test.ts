@@ -10,6 +10,7 @@ import Ajv from "ajv";
 import type { ValidateFunction } from "ajv";
 import type { OpenApiDocument } from "../../lib/openapi";
 import { freePort } from "../../scripts/servers";
+import { httpCall, jsonBody, type Answer } from "../support/http";
 import { startEmbedded, systemNode, type NodeHandle } from "../support/system";
 
 const ROCK = "5b805a00297ae6047030f2e0";
@@ -36,34 +37,11 @@ const HTTP_METHODS = ["get", "put", "post", "delete", "options", "head", "patch"
 const FAILED = "seededFailed0001";
 const PENDING = "seededPending001";
 
-interface Answer {
-	status: number;
-	body: any;
-	headers: Headers;
-}
-
 let system: Awaited<ReturnType<typeof startEmbedded>>;
 let doc: OpenApiDocument;
 let ajv: Ajv;
 /** `METHOD /template STATUS` of every answer checked against the document. */
 const exercised = new Set<string>();
-
-async function call(baseUrl: string, method: string, url: string, init: RequestInit = {}) {
-	const res = await fetch(`${baseUrl}${url}`, { method, ...init });
-	const text = await res.text();
-	let body: any = text;
-	try {
-		body = JSON.parse(text);
-	} catch {
-		// not JSON: the schema check will say so
-	}
-	return { status: res.status, body, headers: res.headers };
-}
-
-const json = (body: unknown, headers: Record<string, string> = {}): RequestInit => ({
-	body: JSON.stringify(body),
-	headers: { "content-type": "application/json", ...headers }
-});
 
 const pointerPart = (part: string) => part.replace(/~/g, "~0").replace(/\//g, "~1");
 
@@ -151,7 +129,7 @@ async function exercise(
 	init: RequestInit = {},
 	baseUrl = system.baseUrl
 ): Promise<Answer> {
-	const answer = await call(baseUrl, method, url, init);
+	const answer = await httpCall(baseUrl, method, url, init);
 	expectDocumented(method, template, answer);
 	return answer;
 }
@@ -300,7 +278,7 @@ describe("reads answer as documented", () => {
 describe("POST /reserve answers as documented", () => {
 	/** Also checks that the document's request schema agrees with the gateway about the body. */
 	async function reserve(body: unknown, headers: Record<string, string> = {}) {
-		const answer = await exercise("POST", "/reserve", "/reserve", json(body, headers));
+		const answer = await exercise("POST", "/reserve", "/reserve", jsonBody(body, headers));
 		const refused = answer.status === 422 && answer.body.type !== "IDEMPOTENCY_KEY_REUSED";
 		const judged = [201, 404, 409, 422].includes(answer.status);
 		if (judged && answer.body.type !== "INVALID_IDEMPOTENCY_KEY") {
@@ -430,7 +408,7 @@ describe("DELETE /reservations/{id} answers as documented", () => {
 			"POST",
 			"/reserve",
 			"/reserve",
-			json({ name: "Cat", count: 1, showID: ROCK })
+			jsonBody({ name: "Cat", count: 1, showID: ROCK })
 		);
 		const url = `/reservations/${booked.body._id}`;
 		for (let i = 0; i < 2; i++) {
@@ -498,12 +476,12 @@ describe("a gateway without its services answers as documented", () => {
 		const reservation = `/reservations/${UNKNOWN_RESERVATION}`;
 		expect((await on("GET", "/reservations/{id}", reservation)).status).toBe(503);
 		expect((await on("DELETE", "/reservations/{id}", reservation)).status).toBe(503);
-		const checkout = json({ name: "A", count: 1, showID: ROCK });
+		const checkout = jsonBody({ name: "A", count: 1, showID: ROCK });
 		expect((await on("POST", "/reserve", "/reserve", checkout)).status).toBe(503);
 	});
 
 	it("429 with Retry-After past the rate limit (RATE_LIMIT=1)", async () => {
-		const checkout = json({ name: "A", count: 1, showID: ROCK });
+		const checkout = jsonBody({ name: "A", count: 1, showID: ROCK });
 		const answer = await on("POST", "/reserve", "/reserve", checkout);
 		expect(answer.status).toBe(429);
 	});
@@ -534,7 +512,7 @@ describe("nothing undocumented answers", () => {
 	];
 
 	it.each(closed)("%s %s answers 404 with the error shape", async (method, url) => {
-		const answer = await call(system.baseUrl, method, url);
+		const answer = await httpCall(system.baseUrl, method, url);
 		expect(answer.status).toBe(404);
 		expectValid("#/components/schemas/Error", answer.body, `${method} ${url}`);
 	});
