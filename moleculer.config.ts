@@ -99,7 +99,7 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		/** Budget for one whole checkout; every step shares it (Moleculer's distributed timeouts). */
 		checkoutTimeoutMs: readInt(env, "CHECKOUT_TIMEOUT_MS", 10000, 100, 120000),
 		/** Longest the gateway trusts its cached show list without an event having refreshed it. */
-		showsCacheTtlMs: readInt(env, "SHOWS_CACHE_TTL_MS", 5000, 0, 3600000),
+		showsCacheTtlMs: readInt(env, "SHOWS_CACHE_TTL_MS", 30000, 0, 3600000),
 		metricsPort: metricsPort === 0 ? 0 : metricsPort + workerOffset,
 		// Not `TRACING`: moleculer-runner overwrites any broker option named like an env variable.
 		tracing: env.TRACE_EXPORTER === "console",

@@ -281,50 +281,53 @@ const ReservationsService: ServiceSchema<
 			params: { id: RESERVATION_ID },
 			async handler(ctx: Context<{ id: string }>): Promise<Reservation> {
 				const { id } = ctx.params;
-				const doc = await this.findReservation(id);
-				if (!doc) throw reservationNotFound(id);
-				if (doc.status !== "confirmed" && doc.status !== "canceled")
-					throw notCancelable(id, doc.status);
+				const [booking, outcome] = await Promise.all([
+					this.findBooking(id),
+					this.findFact(`${id}:outcome`)
+				]);
+				if (!booking) throw reservationNotFound(id);
+				if (outcome?.status !== "confirmed")
+					throw notCancelable(id, outcome?.status ?? "pending");
 				const now = Date.now();
-				if (doc.status === "confirmed") {
-					// The release goes on the to-do list before the cancel is recorded, so that a
-					// crash in between can never leave canceled seats counted.
-					await insertOnce(
-						this.side.seat_releases,
-						{ _id: id, showID: doc.showID, at: now },
-						this.isDuplicateKey
-					);
-					const fact: StateDoc = {
-						_id: `${id}:canceled`,
-						reservation: id,
-						status: "canceled",
-						at: now
-					};
-					const canceled = await insertOnce(
-						this.side.reservation_states,
-						{ ...fact },
-						this.isDuplicateKey
-					);
-					if (canceled) this.remember(`fact:${fact._id}`, fact);
-					Object.assign(doc, {
-						status: "canceled",
-						updatedAt: now,
-						seatsReleased: false
-					});
-					if (canceled) {
-						this.countMetric(CANCELLATIONS);
-						ctx.emit("reservations.canceled", toPublicReservation(doc));
-					}
+				// The release goes on the to-do list before the cancel is recorded, so that a
+				// crash in between can never leave canceled seats counted. A repeated cancel lists
+				// it again; releasing a hold twice changes nothing.
+				await insertOnce(
+					this.side.seat_releases,
+					{ _id: id, showID: booking.showID, at: now },
+					this.isDuplicateKey
+				);
+				// Inserted, not looked up first: an earlier cancel shows as a duplicate key, which
+				// spares FerretDB its slow search for a document that is not there.
+				const fact: StateDoc = {
+					_id: `${id}:canceled`,
+					reservation: id,
+					status: "canceled",
+					at: now
+				};
+				const canceled = await insertOnce(
+					this.side.reservation_states,
+					{ ...fact },
+					this.isDuplicateKey
+				);
+				const recorded = canceled ? fact : ((await this.findFact(fact._id)) ?? fact);
+				this.remember(`fact:${fact._id}`, recorded);
+				const reservation = toPublicReservation({
+					...booking,
+					status: "canceled",
+					updatedAt: recorded.at
+				});
+				if (canceled) {
+					this.countMetric(CANCELLATIONS);
+					ctx.emit("reservations.canceled", reservation);
 				}
-				if (!doc.seatsReleased) {
-					// The cancel is recorded; if the release fails now, the reconciler repeats it.
-					await this.releaseCanceledSeats(id, doc.showID).catch(err =>
-						this.logger.warn(
-							`Seats of canceled reservation ${id} not released yet, will retry: ${(err as Error).message}`
-						)
-					);
-				}
-				return toPublicReservation(doc);
+				// The cancel is recorded; if the release fails now, the reconciler repeats it.
+				await this.releaseCanceledSeats(id, booking.showID).catch(err =>
+					this.logger.warn(
+						`Seats of canceled reservation ${id} not released yet, will retry: ${(err as Error).message}`
+					)
+				);
+				return reservation;
 			}
 		},
 
