@@ -58,12 +58,8 @@ function processTicks() {
 
 async function main() {
 	const args = process.argv.slice(2);
-	const at = args.indexOf("--ref");
-	const ref = at >= 0 ? args.splice(at, 2)[1] : null;
+	procs.useCodeFromArgs(args);
 	const seconds = Number(args[0] ?? 8);
-	const results = path.join(__dirname, "results");
-	if (ref) procs.buildRef(ref, path.join(results, `.src-${process.pid}`));
-	else procs.snapshotDist(path.join(results, `.dist-${process.pid}`));
 	const cluster = await procs.startCluster();
 	// Warm up first, so that the measured part is the steady state.
 	await load.pairs(cluster.baseUrl, { connections: 32, duration: 5, warmup: 0 });

@@ -355,7 +355,20 @@ process.on("exit", () => {
 	for (const h of children) if (h.alive()) h.child.kill("SIGKILL");
 });
 
+/**
+ * For the helper scripts: runs the system from the commit named by `--ref <git ref>` in `args`
+ * (taken out of `args`), or else from a snapshot of the current dist/.
+ */
+function useCodeFromArgs(args) {
+	const at = args.indexOf("--ref");
+	const ref = at >= 0 ? args.splice(at, 2)[1] : null;
+	const results = path.join(__dirname, "results");
+	if (ref) buildRef(ref, path.join(results, `.src-${process.pid}`));
+	else snapshotDist(path.join(results, `.dist-${process.pid}`));
+}
+
 module.exports = {
+	useCodeFromArgs,
 	ROOT,
 	snapshotDist,
 	buildRef,

@@ -33,12 +33,8 @@ function lineCounts(dir) {
 
 async function main() {
 	const args = process.argv.slice(2);
-	const at = args.indexOf("--ref");
-	const ref = at >= 0 ? args.splice(at, 2)[1] : null;
+	procs.useCodeFromArgs(args);
 	const pairs = Number(args[0] ?? 100);
-	const results = path.join(__dirname, "results");
-	if (ref) procs.buildRef(ref, path.join(results, `.src-${process.pid}`));
-	else procs.snapshotDist(path.join(results, `.dist-${process.pid}`));
 	const system = await procs.startEmbedded();
 	const pair = async () => {
 		const res = await fetch(`${system.baseUrl}/reserve`, {
