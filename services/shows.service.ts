@@ -6,8 +6,9 @@
  * is always presold seats plus the seats of every live hold, held or confirmed.
  *
  * Every write to a show goes to one node (the `Shard` strategy keyed by show id) and is serialised
- * there by a per-show queue, and is then written with a version check (compare-and-set) as a
- * second guard wherever the store makes that atomic. See README "Seat safety".
+ * there per show; changes that arrive meanwhile are applied together and stored in one write (group
+ * commit). Each write carries a version check, and on MongoDB-wire stores a unique-insert claim of
+ * the new version, as a second guard. See README "Seat safety".
  */
 import crypto from "node:crypto";
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
@@ -345,7 +346,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 			}
 		},
 
-		/** Where a checkout's seats stand, for reconciling a checkout that lost its orchestrator. */
+		/** Where a checkout's seats stand: held, confirmed, expired or missing (for operators). */
 		getHold: {
 			params: { showID: SHOW_ID, holdId: HOLD_ID },
 			async handler(
@@ -437,10 +438,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 			return show;
 		},
 
-		/**
-		 * One write to a show: load it, drop expired holds, apply `change`, and store the result
-		 * with a version check. Serialised per show on this node.
-		 */
+		/** Queues one change to a show; it is written with the changes queued beside it. */
 		mutateShow<T>(showID: string, change: ShowChange<T>): Promise<T> {
 			return this.writeQueue.push(showID, change as ShowChange<unknown>) as Promise<T>;
 		},
