@@ -39,11 +39,31 @@ export interface DbMixinOptions {
  * grow with sales are written once and never updated; what changes is recorded as new documents.
  */
 export interface SideCollection {
-	/** Rejects with a duplicate-key error (see `isDuplicateKey`) when `_id` exists. */
-	insert(doc: Record<string, unknown> & { _id: string }): Promise<void>;
+	/** Inserts `doc` unless its `_id` exists: true if this call inserted it. */
+	insertOnce(doc: Record<string, unknown> & { _id: string }): Promise<boolean>;
 	findById<T>(id: string): Promise<T | null>;
 	find<T>(query: Record<string, unknown>, limit?: number): Promise<T[]>;
 	removeById(id: string): Promise<void>;
+}
+
+/** True for a unique-key violation on either store. */
+function isDuplicateKeyError(err: unknown): boolean {
+	const e = err as { code?: number; errorType?: string };
+	return e?.code === 11000 || e?.errorType === "uniqueViolated";
+}
+
+/**
+ * Runs an insert whose `_id` may exist already: true if it inserted, false if the key was taken.
+ * A unique-key insert is atomic on every store, FerretDB included, so the first writer wins.
+ */
+export async function insertedOnce(insert: () => Promise<unknown>): Promise<boolean> {
+	try {
+		await insert();
+		return true;
+	} catch (err) {
+		if (isDuplicateKeyError(err)) return false;
+		throw err;
+	}
 }
 
 function mongoSideCollection(collection: {
@@ -53,7 +73,7 @@ function mongoSideCollection(collection: {
 	deleteOne(query: object): Promise<unknown>;
 }): SideCollection {
 	return {
-		insert: async doc => void (await collection.insertOne({ ...doc })),
+		insertOnce: doc => insertedOnce(() => collection.insertOne({ ...doc })),
 		findById: id => collection.findOne({ _id: id }),
 		find: (query, limit = 0) => collection.find(query).limit(limit).toArray(),
 		removeById: async id => void (await collection.deleteOne({ _id: id }))
@@ -64,7 +84,7 @@ async function nedbSideCollection(filename: string | null): Promise<SideCollecti
 	const store = new Datastore(filename ? { filename } : {});
 	await store.loadDatabaseAsync();
 	return {
-		insert: async doc => void (await store.insertAsync({ ...doc })),
+		insertOnce: doc => insertedOnce(() => store.insertAsync({ ...doc })),
 		findById: id => store.findOneAsync({ _id: id }) as unknown as Promise<any>,
 		find: (query, limit = 0) =>
 			store.findAsync(query).limit(limit) as unknown as Promise<any[]>,
@@ -149,8 +169,6 @@ export interface DbMethods {
 	storeId(id: string): unknown;
 	/** Stored document to plain object with a string `_id`. */
 	toPlain<T>(doc: unknown): T;
-	/** True for a unique-key violation on either store. */
-	isDuplicateKey(err: unknown): boolean;
 }
 
 const mongoDriverOptions = {
@@ -224,10 +242,6 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 			toPlain(doc: unknown) {
 				return (this.adapter as StoreAdapter).entityToObject(doc);
 			},
-			isDuplicateKey(err: unknown): boolean {
-				const e = err as { code?: number; errorType?: string; message?: string };
-				return e?.code === 11000 || e?.errorType === "uniqueViolated";
-			},
 			/*
 			 * FerretDB runs a conditional update as read-then-write, so two writers can both pass a
 			 * version check. An insert of a unique key is atomic on every MongoDB-wire store, so
@@ -237,12 +251,10 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 				const claims = this.versionClaims as ClaimsCollection | null;
 				if (!claims) return true;
 				const now = Date.now();
-				try {
-					await claims.insertOne({ _id: `${docId}:${version}`, at: now });
-					return true;
-				} catch (err) {
-					if (!this.isDuplicateKey(err)) throw err;
-				}
+				const claimed = await insertedOnce(() =>
+					claims.insertOne({ _id: `${docId}:${version}`, at: now })
+				);
+				if (claimed) return true;
 				// Taken: by a live writer (we lost, re-read), or by one that died before writing.
 				await claims.deleteOne({
 					_id: `${docId}:${version}`,

@@ -22,6 +22,7 @@ import { appConfig } from "../moleculer.config";
 import {
 	createDbMixin,
 	defaultStoreSettings,
+	insertedOnce,
 	type DbMethods,
 	type SideCollection,
 	type StoreAdapter
@@ -126,21 +127,6 @@ export function toPublicReservation(doc: ReservationDoc): Reservation {
 	};
 }
 
-/** Inserts a to-do entry or fact that may already be there. True when this call inserted it. */
-async function insertOnce(
-	collection: SideCollection,
-	doc: Record<string, unknown> & { _id: string },
-	isDuplicateKey: (err: unknown) => boolean
-): Promise<boolean> {
-	try {
-		await collection.insert(doc);
-		return true;
-	} catch (err) {
-		if (isDuplicateKey(err)) return false;
-		throw err;
-	}
-}
-
 const ReservationsService: ServiceSchema<
 	ReservationsSettings,
 	ReservationsMethods,
@@ -198,11 +184,7 @@ const ReservationsService: ServiceSchema<
 				const { checkoutId, showID, name, guests, fingerprint } = ctx.params;
 				const now = Date.now();
 				// On the reconciler's list first: a crash right after still gets settled.
-				await insertOnce(
-					this.side.open_checkouts,
-					{ _id: checkoutId, showID, at: now },
-					this.isDuplicateKey
-				);
+				await this.side.open_checkouts.insertOnce({ _id: checkoutId, showID, at: now });
 				const booking: BookingDoc = {
 					_id: checkoutId,
 					showID,
@@ -211,12 +193,9 @@ const ReservationsService: ServiceSchema<
 					fingerprint,
 					createdAt: now
 				};
-				try {
-					await this.adapter.insert({ ...booking });
+				if (await insertedOnce(() => this.adapter.insert({ ...booking }))) {
 					this.remember(`booking:${checkoutId}`, booking);
 					return { ...booking, status: "pending", updatedAt: now, created: true };
-				} catch (err) {
-					if (!this.isDuplicateKey(err)) throw err;
 				}
 				const existing = await this.findReservation(checkoutId);
 				if (!existing) throw reservationNotFound(checkoutId);
@@ -292,11 +271,11 @@ const ReservationsService: ServiceSchema<
 				// The release goes on the to-do list before the cancel is recorded, so that a
 				// crash in between can never leave canceled seats counted. A repeated cancel lists
 				// it again; releasing a hold twice changes nothing.
-				await insertOnce(
-					this.side.seat_releases,
-					{ _id: id, showID: booking.showID, at: now },
-					this.isDuplicateKey
-				);
+				await this.side.seat_releases.insertOnce({
+					_id: id,
+					showID: booking.showID,
+					at: now
+				});
 				// Inserted, not looked up first: an earlier cancel shows as a duplicate key, which
 				// spares FerretDB its slow search for a document that is not there.
 				const fact: StateDoc = {
@@ -305,11 +284,7 @@ const ReservationsService: ServiceSchema<
 					status: "canceled",
 					at: now
 				};
-				const canceled = await insertOnce(
-					this.side.reservation_states,
-					{ ...fact },
-					this.isDuplicateKey
-				);
+				const canceled = await this.side.reservation_states.insertOnce({ ...fact });
 				const recorded = canceled ? fact : ((await this.findFact(fact._id)) ?? fact);
 				this.remember(`fact:${fact._id}`, recorded);
 				const reservation = toPublicReservation({
@@ -409,11 +384,7 @@ const ReservationsService: ServiceSchema<
 				at: Date.now(),
 				...(reason ? { reason } : {})
 			};
-			const recorded = await insertOnce(
-				this.side.reservation_states,
-				{ ...fact },
-				this.isDuplicateKey
-			);
+			const recorded = await this.side.reservation_states.insertOnce({ ...fact });
 			const outcome = recorded ? fact : ((await this.findFact(fact._id)) as StateDoc);
 			this.remember(`fact:${fact._id}`, outcome);
 			await this.side.open_checkouts.removeById(id);
