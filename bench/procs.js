@@ -100,14 +100,7 @@ function buildRef(ref, into) {
 	fs.rmSync(into, { recursive: true, force: true });
 	fs.mkdirSync(into, { recursive: true });
 	finalCleanups.push(async () => fs.rmSync(into, { recursive: true, force: true }));
-	const sources = [
-		"moleculer.config.ts",
-		"services",
-		"mixins",
-		"lib",
-		"tsconfig.json",
-		"tsconfig.build.json"
-	];
+	const { SOURCES: sources } = require("../scripts/build-if-stale");
 	const tar = path.join(into, "src.tar");
 	execFileSync("git", ["archive", "--format=tar", "-o", tar, ref, "--", ...sources], {
 		cwd: ROOT
@@ -367,7 +360,18 @@ function useCodeFromArgs(args) {
 	else snapshotDist(path.join(results, `.dist-${process.pid}`));
 }
 
+/** Runs a helper script's `main`, then stops every process it started, even after a failure. */
+function runMain(main) {
+	main()
+		.catch(err => {
+			console.error(err);
+			process.exitCode = 1;
+		})
+		.finally(() => stopAll({ final: true }));
+}
+
 module.exports = {
+	runMain,
 	useCodeFromArgs,
 	ROOT,
 	snapshotDist,

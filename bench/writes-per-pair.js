@@ -62,9 +62,4 @@ async function main() {
 	console.table(rows);
 }
 
-main()
-	.catch(err => {
-		console.error(err);
-		process.exitCode = 1;
-	})
-	.finally(() => procs.stopAll({ final: true }));
+procs.runMain(main);

@@ -66,10 +66,8 @@ function withLock(task) {
 	}
 }
 
-// `--force`: build even when dist/ looks fresh (npm run build).
-const force = process.argv.includes("--force");
-
-if (force || !isFresh()) {
+function build(force) {
+	if (!force && isFresh()) return;
 	withLock(() => {
 		if (!force && isFresh()) return; // someone else built it while we waited
 		fs.rmSync(path.join(ROOT, "dist"), { recursive: true, force: true });
@@ -84,3 +82,9 @@ if (force || !isFresh()) {
 		fs.writeFileSync(STAMP, new Date().toISOString());
 	});
 }
+
+// `--force`: build even when dist/ looks fresh (npm run build).
+if (require.main === module) build(process.argv.includes("--force"));
+
+/** What compiles into dist/ (bench/procs.js builds a given commit from the same list). */
+module.exports = { SOURCES };
