@@ -75,7 +75,8 @@ interface ApiMethods extends MetricsMethods {
 	resumeCheckout(
 		ctx: Context<CheckoutParams, CheckoutMeta>,
 		checkoutId: string,
-		fingerprint: string
+		fingerprint: string,
+		resume?: boolean
 	): Promise<BookingAnswer>;
 	releaseQuietly(showID: string, holdId: string): Promise<void>;
 }
@@ -452,7 +453,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 					}
 				}
 				// New, or pending after an earlier attempt died: run (or finish) the saga.
-				return this.resumeCheckout(ctx, checkoutId, fingerprint);
+				return this.resumeCheckout(ctx, checkoutId, fingerprint, Boolean(earlier));
 			}
 		},
 
@@ -542,12 +543,19 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		async resumeCheckout(
 			ctx: Context<CheckoutParams, CheckoutMeta>,
 			checkoutId: string,
-			fingerprint: string
+			fingerprint: string,
+			resume = false
 		): Promise<BookingAnswer> {
 			const { showID, name, count } = ctx.params;
 			let hold: HoldView & { created: boolean };
 			try {
-				hold = await ctx.call("shows.holdSeats", { showID, holdId: checkoutId, count });
+				// `resume`: an earlier attempt may have sold these seats already; shows looks it up.
+				hold = await ctx.call("shows.holdSeats", {
+					showID,
+					holdId: checkoutId,
+					count,
+					resume
+				});
 			} catch (err) {
 				// A timeout leaves it unknown whether the hold happened: undo it in case it did.
 				if (!isClientError(err)) await this.releaseQuietly(showID, checkoutId);
