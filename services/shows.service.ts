@@ -21,15 +21,9 @@ import {
 	type SideCollection,
 	type StoreAdapter
 } from "../mixins/db.mixin";
-import {
-	holdExpired,
-	holdNotFound,
-	houseTooSmall,
-	idempotencyKeyReused,
-	notEnoughSeats,
-	showNotFound
-} from "../lib/errors";
-import { createShowWriter, type Settled, type ShowWriter } from "../lib/show-writer";
+import { houseTooSmall, showNotFound } from "../lib/errors";
+import { releaseHold, sellHold, takeHold } from "../lib/seat-changes";
+import { createShowWriter, type ShowWriter } from "../lib/show-writer";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import {
 	fromStored,
@@ -38,7 +32,6 @@ import {
 	newShowDoc,
 	seatsInDocument,
 	toPublicShow,
-	type Hold,
 	type ShowDoc
 } from "../lib/show-seats";
 import type { HoldState, HoldView, PublicShow } from "../lib/types";
@@ -164,34 +157,13 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				ctx: Context<{ showID: string; holdId: string; count: number; resume?: boolean }>
 			): Promise<HoldView & { created: boolean }> {
 				const { showID, holdId, count, resume } = ctx.params;
-				const ttlMs = this.settings.holdTtlSeconds * 1000;
-				const result = await this.writer.mutate<HoldView & { created: boolean }>(
+				const result = await this.writer.mutate(
 					showID,
-					async (show, now) => {
-						const existing: Hold | Settled | null =
-							show.holds.find(h => h.id === holdId) ??
-							(resume ? await this.writer.findSettled(showID, holdId) : null);
-						if (existing) {
-							// A retry or duplicate of the same checkout: same answer, and no new deadline,
-							// so a hold can never be kept alive by repeating it.
-							if (existing.count !== count) throw idempotencyKeyReused();
-							const view = holdView(showID, existing, existing.state);
-							return { result: { ...view, created: false }, changed: false };
-						}
-						// From the document, not `show.reserved`: earlier changes of this batch count too.
-						const available = show.houseSize - seatsInDocument(show);
-						if (count > available) throw notEnoughSeats(count, available);
-						const hold: Hold = {
-							id: holdId,
-							count,
-							state: "held",
-							expiresAt: now + ttlMs,
-							createdAt: now
-						};
-						show.holds.push(hold);
-						const view = holdView(showID, hold, "held");
-						return { result: { ...view, created: true }, changed: true };
-					}
+					takeHold(showID, holdId, count, {
+						ttlMs: this.settings.holdTtlSeconds * 1000,
+						resume: Boolean(resume),
+						findSettled: this.writer.findSettled
+					})
 				);
 				if (result.created) this.countMetric(SEATS_HELD, undefined, count);
 				return result;
@@ -206,36 +178,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				const { showID, holdId } = ctx.params;
 				const { view, sold } = await this.writer.mutate(
 					showID,
-					async (show, _now, expired) => {
-						const hold = show.holds.find(h => h.id === holdId);
-						if (hold?.state === "confirmed")
-							return {
-								result: { view: holdView(showID, hold, "confirmed"), sold: false },
-								changed: false
-							};
-						if (hold) {
-							hold.state = "confirmed";
-							hold.expiresAt = null;
-							return {
-								result: { view: holdView(showID, hold, "confirmed"), sold: true },
-								changed: true
-							};
-						}
-						if (expired.some(h => h.id === holdId)) throw holdExpired(holdId);
-						const settled = show.releasing.some(r => r.id === holdId)
-							? null
-							: await this.writer.findSettled(showID, holdId);
-						// Sold by an earlier attempt and settled since: the same answer again.
-						if (settled?.state === "confirmed")
-							return {
-								result: {
-									view: holdView(showID, settled, "confirmed"),
-									sold: false
-								},
-								changed: false
-							};
-						throw holdNotFound(holdId);
-					}
+					sellHold(showID, holdId, this.writer.findSettled)
 				);
 				if (sold) this.countMetric(SEATS_SOLD, undefined, view.count);
 				return view;
@@ -259,36 +202,9 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				ctx: Context<{ showID: string; holdId: string; onlyIfHeld?: boolean }>
 			): Promise<{ released: number; state: HoldState }> {
 				const { showID, holdId, onlyIfHeld } = ctx.params;
-				const result = await this.writer.mutate<{ released: number; state: HoldState }>(
+				const result = await this.writer.mutate(
 					showID,
-					async (show, _now, expired) => {
-						const nothing = (state: HoldState) => ({
-							result: { released: 0, state },
-							changed: false
-						});
-						const hold = show.holds.find(h => h.id === holdId);
-						if (hold?.state === "held") {
-							show.holds = show.holds.filter(h => h !== hold);
-							return {
-								result: { released: hold.count, state: "held" },
-								changed: true
-							};
-						}
-						if (show.releasing.some(r => r.id === holdId)) return nothing("released");
-						if (expired.some(h => h.id === holdId)) return nothing("expired");
-						const sold = hold ?? (await this.writer.findSettled(showID, holdId));
-						if (!sold) return nothing("missing");
-						if (sold.state === "released") return nothing("released");
-						if (onlyIfHeld) return nothing("confirmed");
-						// Sold seats go back through `releasing`, so a release record marks them given back.
-						if (hold) show.holds = show.holds.filter(h => h !== hold);
-						else show.sold -= sold.count;
-						show.releasing.push({ id: holdId, count: sold.count });
-						return {
-							result: { released: sold.count, state: "confirmed" },
-							changed: true
-						};
-					}
+					releaseHold(showID, holdId, Boolean(onlyIfHeld), this.writer.findSettled)
 				);
 				if (result.released > 0)
 					this.countMetric(SEATS_RELEASED, undefined, result.released);
