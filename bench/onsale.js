@@ -141,6 +141,31 @@ async function largestMongoDocuments(uri) {
 	return out;
 }
 
+/** Samples the show's document while the sale runs; resolves to the largest size seen. */
+function watchDocument(uri, showID) {
+	const client = new MongoClient(uri, { useUnifiedTopology: true });
+	let running = true;
+	let largest = 0;
+	const sampling = (async () => {
+		await client.connect();
+		const shows = client.db("shows").collection("shows");
+		const { ObjectId } = require("mongodb");
+		while (running) {
+			const doc = await shows.findOne({ _id: new ObjectId(showID) });
+			largest = Math.max(largest, Buffer.byteLength(JSON.stringify(doc)));
+			await procs.sleep(250);
+		}
+		await client.close();
+	})();
+	return {
+		async stop() {
+			running = false;
+			await sampling;
+			return largest;
+		}
+	};
+}
+
 async function runOnsale(kind, opts) {
 	const checkouts = Math.ceil(opts.seats / opts.perOrder);
 	log(`${kind}: starting`);
@@ -167,6 +192,7 @@ async function runOnsale(kind, opts) {
 		log(
 			`${kind}: selling ${opts.seats} seats in ${checkouts} checkouts of ${opts.perOrder}, ${opts.connections} at once`
 		);
+		const watch = kind === "cluster" ? watchDocument(target.mongoUri, showID) : null;
 		const sale = await sell(target.baseUrl, showID, {
 			checkouts,
 			perOrder: opts.perOrder,
@@ -181,6 +207,7 @@ async function runOnsale(kind, opts) {
 			result.largestDocuments = largestNedbDocuments(target.dataDir);
 		} else {
 			result.largestDocuments = await largestMongoDocuments(target.mongoUri);
+			result.largestDocuments["shows/shows during the sale"] = await watch.stop();
 		}
 		return result;
 	} finally {

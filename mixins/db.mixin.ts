@@ -13,6 +13,7 @@ import Datastore from "@seald-io/nedb";
 import DbService from "moleculer-db";
 import MongoAdapter from "moleculer-db-adapter-mongo";
 import { appConfig } from "../moleculer.config";
+import { createInsertBatcher, createRemoveBatcher } from "../lib/group-commit";
 
 export interface IndexSpec {
 	fields: Record<string, 1 | -1>;
@@ -68,49 +69,77 @@ export async function insertedOnce(insert: () => Promise<unknown>): Promise<bool
 	}
 }
 
-function mongoSideCollection(collection: {
+interface MongoCollection {
 	insertOne(doc: object): Promise<unknown>;
 	insertMany(docs: object[], options: object): Promise<unknown>;
 	findOne(query: object): Promise<any>;
 	find(query: object): { limit(n: number): { toArray(): Promise<any[]> } };
-	deleteOne(query: object): Promise<unknown>;
-}): SideCollection {
+	deleteMany(query: object): Promise<unknown>;
+}
+
+/** The documents a failed unordered MongoDB insertMany refused as duplicates, by index. */
+function mongoDuplicates(err: unknown): Set<number> | null {
+	const e = err as { writeErrors?: { index: number; code: number }[] };
+	const refused = e.writeErrors;
+	if (!Array.isArray(refused) || !refused.every(w => w.code === 11000)) return null;
+	return new Set(refused.map(w => w.index));
+}
+
+function mongoSideCollection(collection: MongoCollection): SideCollection {
+	// Unordered: every new document goes in, and duplicates are reported without stopping it.
+	const insertOnce = createInsertBatcher<object>({
+		insertMany: docs => collection.insertMany(docs, { ordered: false }),
+		duplicatesOf: mongoDuplicates,
+		insertOne: doc => insertedOnce(() => collection.insertOne(doc)),
+		isDuplicate: isDuplicateKeyError
+	});
+	const removeById = createRemoveBatcher(ids => collection.deleteMany({ _id: { $in: ids } }));
 	return {
-		insertOnce: doc => insertedOnce(() => collection.insertOne({ ...doc })),
-		// Unordered: every new document goes in, and duplicates are reported without stopping it.
+		insertOnce: doc => insertOnce({ ...doc }),
 		insertAllOnce: async docs =>
-			void (await insertedOnce(() =>
-				collection.insertMany(
-					docs.map(doc => ({ ...doc })),
-					{ ordered: false }
-				)
-			)),
+			void (await Promise.all(docs.map(doc => insertOnce({ ...doc })))),
 		findById: id => collection.findOne({ _id: id }),
 		find: (query, limit = 0) => collection.find(query).limit(limit).toArray(),
-		removeById: async id => void (await collection.deleteOne({ _id: id }))
+		removeById
+	};
+}
+
+/** NeDB's datastore, as much of it as the side collections use. */
+interface NeDbDatastore {
+	insertAsync(doc: object | object[]): Promise<unknown>;
+	findOneAsync(query: object): Promise<unknown>;
+	findAsync(query: object): { limit(n: number): Promise<unknown[]> } & Promise<unknown[]>;
+	removeAsync(query: object, options: object): Promise<number>;
+	compactDatafileAsync(): Promise<void>;
+}
+
+function nedbCollection(store: NeDbDatastore): SideCollection {
+	const churn = compactAfterChurn(store);
+	// An array goes in with one append, all or nothing: after a duplicate, the batcher goes one by one.
+	const insertOnce = createInsertBatcher<object>({
+		insertMany: docs => store.insertAsync(docs),
+		duplicatesOf: () => null,
+		insertOne: doc => insertedOnce(() => store.insertAsync(doc)),
+		isDuplicate: isDuplicateKeyError
+	});
+	const removeById = createRemoveBatcher(async ids => {
+		await store.removeAsync({ _id: { $in: ids } }, { multi: true });
+		churn(ids.length);
+	});
+	return {
+		insertOnce: doc => insertOnce({ ...doc }),
+		insertAllOnce: async docs =>
+			void (await Promise.all(docs.map(doc => insertOnce({ ...doc })))),
+		findById: id => store.findOneAsync({ _id: id }) as Promise<any>,
+		find: (query, limit = 0) => store.findAsync(query).limit(limit) as Promise<any[]>,
+		removeById
 	};
 }
 
 async function nedbSideCollection(filename: string | null): Promise<SideCollection> {
 	const store = new Datastore(filename ? { filename } : {});
 	await store.loadDatabaseAsync();
-	const churn = compactAfterChurn(store);
-	const insertOnce = (doc: object) => insertedOnce(() => store.insertAsync({ ...doc }));
-	return {
-		insertOnce,
-		insertAllOnce: async docs => {
-			// NeDB inserts an array all or nothing: after a duplicate, insert one by one.
-			if (await insertedOnce(() => store.insertAsync(docs.map(doc => ({ ...doc }))))) return;
-			for (const doc of docs) await insertOnce(doc);
-		},
-		findById: id => store.findOneAsync({ _id: id }) as unknown as Promise<any>,
-		find: (query, limit = 0) =>
-			store.findAsync(query).limit(limit) as unknown as Promise<any[]>,
-		removeById: async id => {
-			await store.removeAsync({ _id: id }, {});
-			churn();
-		}
-	};
+	return nedbCollection(store as unknown as NeDbDatastore);
 }
 
 /**
@@ -118,10 +147,11 @@ async function nedbSideCollection(filename: string | null): Promise<SideCollecti
  * when it compacts. Compacting after a number of such writes keeps a file near its live size
  * however much churn it sees; on load NeDB compacts anyway. Returns the "one more write" hook.
  */
-function compactAfterChurn(store: { compactDatafileAsync(): Promise<void> }): () => void {
+function compactAfterChurn(store: { compactDatafileAsync(): Promise<void> }): (n?: number) => void {
 	let writes = 0;
-	return () => {
-		if (++writes < appConfig.nedbCompactAfterWrites) return;
+	return (n = 1) => {
+		writes += n;
+		if (writes < appConfig.nedbCompactAfterWrites) return;
 		writes = 0;
 		store.compactDatafileAsync().catch(() => undefined);
 	};
@@ -377,7 +407,12 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 			const mongoDb = adapter.db as { collection?(name: string): any } | undefined;
 			if (adapter.collection && mongoDb?.collection)
 				this.versionClaims = mongoDb.collection(`${options.collection}_claims`);
-			this.side = {};
+			// The main collection too, for insert-once records with group commit (string ids only).
+			this.side = {
+				[options.collection]: adapter.collection
+					? mongoSideCollection(adapter.collection as unknown as MongoCollection)
+					: nedbCollection(adapter.db as NeDbDatastore)
+			};
 			for (const name of options.sideCollections ?? []) {
 				if (adapter.collection && mongoDb?.collection)
 					this.side[name] = mongoSideCollection(mongoDb.collection(name));

@@ -42,7 +42,10 @@ async function reserve(showID: string, count: number): Promise<Answer> {
 	}
 }
 
-/** Runs checkouts from CONCURRENCY clients while `fault` runs, then returns every answer. */
+/**
+ * Runs checkouts from CONCURRENCY clients while `fault` runs, then returns every answer. The fault
+ * starts once the load books, so that there are bookings made before it to check afterwards.
+ */
 async function loadDuring(fault: () => Promise<void>): Promise<Answer[]> {
 	const answers: Answer[] = [];
 	let running = true;
@@ -53,6 +56,8 @@ async function loadDuring(fault: () => Promise<void>): Promise<Answer[]> {
 		}
 	});
 	try {
+		const deadline = Date.now() + 20000;
+		while (!answers.some(a => a.status === 201) && Date.now() < deadline) await sleep(50);
 		await fault();
 	} finally {
 		running = false;
