@@ -29,9 +29,19 @@ import {
 	createShowListCache,
 	forgetShows,
 	loadShows,
+	knownSoldOut,
 	patchShow,
 	type ShowListCache
 } from "../lib/show-list-cache";
+import {
+	actionRead,
+	answer,
+	firstPageAnswer,
+	listAnswer,
+	serveCachedReads,
+	showAnswer,
+	type ReadMeta
+} from "../lib/show-reads";
 import { openApiDocument } from "../lib/openapi";
 import { atMostChars } from "../lib/text";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
@@ -141,7 +151,14 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		ip: "0.0.0.0",
 		maxTicketsPerOrder: appConfig.maxTicketsPerOrder,
 		showsCacheTtlMs: appConfig.showsCacheTtlMs,
-		use: [guardAndLog],
+		use: [
+			guardAndLog,
+			serveCachedReads({
+				ttlMs: appConfig.showsCacheTtlMs,
+				pageSize: DEFAULT_PAGE,
+				maxAgeSeconds: appConfig.readMaxAgeSeconds
+			})
+		],
 		// moleculer-web's own request logging is replaced by `guardAndLog`.
 		logRequest: null,
 		logResponse: null,
@@ -176,8 +193,13 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 				},
 				bodyParsers: false,
 				callOptions: GATEWAY_CALL_OPTIONS,
-				onBeforeCall(_ctx: Context, _route: unknown, req: RequestWithParams) {
+				onBeforeCall(
+					ctx: Context<unknown, ReadMeta>,
+					_route: unknown,
+					req: RequestWithParams
+				) {
 					acceptPageQuery(req.$params ?? {});
+					ctx.meta.ifNoneMatch = req.headers["if-none-match"];
 				}
 			},
 			checkoutRoute
@@ -237,28 +259,30 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 				},
 				offset: { type: "number", integer: true, min: 0, optional: true, convert: true }
 			},
-			async handler(
-				ctx: Context<{ limit?: number; offset?: number }, CheckoutMeta>
-			): Promise<PublicShow[]> {
+			async handler(ctx: Context<{ limit?: number; offset?: number }, ReadMeta>) {
 				const limit = ctx.params.limit ?? DEFAULT_PAGE;
 				const offset = ctx.params.offset ?? 0;
 				const shows = await loadShows(this.showsCache, ctx, this.settings.showsCacheTtlMs);
-				const headers: Record<string, string> = { "X-Total-Count": String(shows.length) };
-				if (offset + limit < shows.length)
-					headers.Link = `</?limit=${limit}&offset=${offset + limit}>; rel="next"`;
-				ctx.meta.$responseHeaders = headers;
-				return offset === 0 && limit >= shows.length
-					? shows
-					: shows.slice(offset, offset + limit);
+				const page =
+					offset === 0 && limit === DEFAULT_PAGE
+						? firstPageAnswer(this.showsCache, shows, limit)
+						: listAnswer(shows, offset, limit);
+				return actionRead(ctx.meta, page, appConfig.readMaxAgeSeconds);
 			}
 		},
 
+		/** One show, from the cached list when it knows it (a new show: from the store). */
 		getShow: {
 			params: { id: { type: "string", max: 64 } },
-			async handler(ctx: Context<{ id: string }>): Promise<PublicShow> {
+			async handler(ctx: Context<{ id: string }, ReadMeta>) {
 				const { id } = ctx.params;
 				if (!SHOW_ID_PATTERN.test(id)) throw showNotFound(id);
-				return ctx.call("shows.get", { showID: id });
+				await loadShows(this.showsCache, ctx, this.settings.showsCacheTtlMs);
+				const cached = this.showsCache.byId.get(id);
+				const show =
+					cached ?? (await ctx.call<PublicShow, object>("shows.get", { showID: id }));
+				const read = cached ? showAnswer(this.showsCache, show) : answer(show);
+				return actionRead(ctx.meta, read, appConfig.readMaxAgeSeconds);
 			}
 		},
 
@@ -269,6 +293,13 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 				count: { type: "number", integer: true, min: 1 }
 			},
 			handler(ctx: Context<CheckoutParams, CheckoutMeta>): Promise<BookingAnswer> {
+				// A show this node knows to be sold out is refused without touching a store; a
+				// show with seats left always asks the store, which decides every booking.
+				const { showID, count } = ctx.params;
+				const ttl = this.settings.showsCacheTtlMs;
+				const soldOut = knownSoldOut(this.showsCache, ttl, showID, count);
+				if (soldOut && count <= this.settings.maxTicketsPerOrder)
+					return Promise.reject(soldOut);
 				return runCheckout(this, ctx, this.settings.maxTicketsPerOrder);
 			}
 		},
