@@ -33,6 +33,8 @@ import {
 	type ShowListCache
 } from "../lib/show-list-cache";
 import { openApiDocument } from "../lib/openapi";
+import { assetOptions, publicFolder } from "../lib/box-office";
+import { createEventStream, eventsRoute, type EventStream } from "../lib/event-stream";
 import { atMostChars } from "../lib/text";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import type { PublicShow, Reservation } from "../lib/types";
@@ -49,6 +51,7 @@ type ApiMethods = MetricsMethods;
 
 interface ApiLocals {
 	showsCache: ShowListCache;
+	eventStream: EventStream;
 }
 
 const CHECKOUTS = "tickets_checkouts_total";
@@ -180,8 +183,11 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 					acceptPageQuery(req.$params ?? {});
 				}
 			},
-			checkoutRoute
+			checkoutRoute,
+			eventsRoute
 		],
+		// The box-office page (public/box-office/): only what is in that folder, with its own CSP.
+		assets: { folder: publicFolder(), options: assetOptions },
 		onError: sendErrorAnswer
 	},
 
@@ -304,16 +310,30 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 	events: {
 		"shows.changed"(ctx: Context<PublicShow>) {
 			patchShow(this.showsCache, ctx.params);
+			this.eventStream.publish(ctx.params);
 		},
 
 		// Events may have been missed while this node was cut off from the others.
 		"$transporter.connected"() {
 			forgetShows(this.showsCache);
+			this.eventStream.resync();
 		}
 	},
 
 	created() {
 		this.showsCache = createShowListCache();
+		this.eventStream = createEventStream({
+			maxStreams: appConfig.eventsMaxStreams,
+			heartbeatMs: appConfig.eventsHeartbeatMs,
+			backlog: appConfig.eventsBacklog,
+			loadShows: ctx => loadShows(this.showsCache, ctx!, this.settings.showsCacheTtlMs),
+			logger: this.logger
+		});
+	},
+
+	/** Before the server closes: it waits for open connections, and a stream never ends itself. */
+	stopped() {
+		this.eventStream.close();
 	}
 };
 
