@@ -106,6 +106,10 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		readMaxAgeSeconds: readInt(env, "READ_MAX_AGE_S", 2, 0, 60),
 		/** Longest the gateway trusts its cached show list without an event having refreshed it. */
 		showsCacheTtlMs: readInt(env, "SHOWS_CACHE_TTL_MS", 30000, 0, 3600000),
+		/** GET /events: open streams per gateway node at most (503 beyond), heartbeat, backlog. */
+		eventsMaxStreams: readInt(env, "EVENTS_MAX_STREAMS", 1000, 1, 100000),
+		eventsHeartbeatMs: readInt(env, "EVENTS_HEARTBEAT_MS", 15000, 100, 600000),
+		eventsBacklog: readInt(env, "EVENTS_BACKLOG", 1000, 0, 100000),
 		metricsPort: metricsPort === 0 ? 0 : metricsPort + workerOffset,
 		// Not `TRACING`: moleculer-runner overwrites any broker option named like an env variable.
 		tracing: env.TRACE_EXPORTER === "console",

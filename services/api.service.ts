@@ -43,6 +43,8 @@ import {
 	type ReadMeta
 } from "../lib/show-reads";
 import { openApiDocument } from "../lib/openapi";
+import { assetOptions, publicFolder } from "../lib/box-office";
+import { createEventStream, eventsRoute, type EventStream } from "../lib/event-stream";
 import { atMostChars } from "../lib/text";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import type { PublicShow, Reservation } from "../lib/types";
@@ -59,6 +61,7 @@ type ApiMethods = MetricsMethods;
 
 interface ApiLocals {
 	showsCache: ShowListCache;
+	eventStream: EventStream;
 }
 
 const CHECKOUTS = "tickets_checkouts_total";
@@ -202,8 +205,11 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 					ctx.meta.ifNoneMatch = req.headers["if-none-match"];
 				}
 			},
-			checkoutRoute
+			checkoutRoute,
+			eventsRoute
 		],
+		// The box-office page (public/box-office/): only what is in that folder, with its own CSP.
+		assets: { folder: publicFolder(), options: assetOptions },
 		onError: sendErrorAnswer
 	},
 
@@ -335,16 +341,30 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 	events: {
 		"shows.changed"(ctx: Context<PublicShow>) {
 			patchShow(this.showsCache, ctx.params);
+			this.eventStream.publish(ctx.params);
 		},
 
 		// Events may have been missed while this node was cut off from the others.
 		"$transporter.connected"() {
 			forgetShows(this.showsCache);
+			this.eventStream.resync();
 		}
 	},
 
 	created() {
 		this.showsCache = createShowListCache();
+		this.eventStream = createEventStream({
+			maxStreams: appConfig.eventsMaxStreams,
+			heartbeatMs: appConfig.eventsHeartbeatMs,
+			backlog: appConfig.eventsBacklog,
+			loadShows: ctx => loadShows(this.showsCache, ctx!, this.settings.showsCacheTtlMs),
+			logger: this.logger
+		});
+	},
+
+	/** Before the server closes: it waits for open connections, and a stream never ends itself. */
+	stopped() {
+		this.eventStream.close();
 	}
 };
 
