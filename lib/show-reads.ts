@@ -6,12 +6,12 @@
  * `If-None-Match` and get a 304. A client may see availability that many seconds old; a checkout
  * always decides on the store.
  *
- * Warm reads skip moleculer-web's routing and the broker altogether (`serveCachedReads`); the rest
+ * Warm reads skip moleculer-web's routing and the broker altogether (`answerReadsFirst`); the rest
  * (a cold cache, a query, a show the cache does not know) go through the actions, which build the
  * same answer.
  */
 import crypto from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { PublicShow } from "./types";
 import type { ShowListCache } from "./show-list-cache";
 
@@ -112,36 +112,35 @@ export function sendRead(
 }
 
 /**
- * A `use` middleware of the gateway: answers `GET /` and `GET /shows/<id>` from the cache when it
- * is warm and knows the show; anything else goes on to the routes.
+ * Wraps the gateway server's request handler: a warm `GET /` or `GET /shows/<id>` the cache knows
+ * is answered here, through the gateway's `guard` (security headers, access log), without
+ * moleculer-web's routing or a broker call; everything else goes to `handler` as before.
  */
-export function serveCachedReads(options: {
-	ttlMs: number;
-	pageSize: number;
-	maxAgeSeconds: number;
-}) {
-	return function cachedRead(
-		this: { showsCache: ShowListCache },
-		req: IncomingMessage,
-		res: ServerResponse,
-		next: () => void
-	): void {
-		const cache = this.showsCache;
+export function answerReadsFirst(
+	server: Server,
+	options: {
+		cache: () => ShowListCache;
+		ttlMs: number;
+		pageSize: number;
+		maxAgeSeconds: number;
+		guard: (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
+		handler: (req: IncomingMessage, res: ServerResponse) => unknown;
+	}
+): void {
+	const cachedRead = (req: IncomingMessage): ReadAnswer | null => {
+		const cache = options.cache();
 		if (req.method !== "GET" || !cache.shows || Date.now() - cache.fetchedAt >= options.ttlMs)
-			return next();
+			return null;
 		const url = req.url ?? "";
-		if (url === "/") {
-			sendRead(
-				req,
-				res,
-				firstPageAnswer(cache, cache.shows, options.pageSize),
-				options.maxAgeSeconds
-			);
-			return;
-		}
+		if (url === "/") return firstPageAnswer(cache, cache.shows, options.pageSize);
 		const id = SHOW_PATH.exec(url)?.[1];
 		const show = id ? cache.byId.get(id) : undefined;
-		if (!show) return next();
-		sendRead(req, res, showAnswer(cache, show), options.maxAgeSeconds);
+		return show ? showAnswer(cache, show) : null;
 	};
+	server.removeAllListeners("request");
+	server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+		const read = cachedRead(req);
+		if (!read) return void options.handler(req, res);
+		options.guard(req, res, () => sendRead(req, res, read, options.maxAgeSeconds));
+	});
 }

@@ -4,7 +4,7 @@
  * Its HTTP guards live in lib/http-guards.ts, its cached show list in lib/show-list-cache.ts.
  */
 import crypto from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { appConfig } from "../moleculer.config";
@@ -38,7 +38,7 @@ import {
 	answer,
 	firstPageAnswer,
 	listAnswer,
-	serveCachedReads,
+	answerReadsFirst,
 	showAnswer,
 	type ReadMeta
 } from "../lib/show-reads";
@@ -154,14 +154,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		ip: "0.0.0.0",
 		maxTicketsPerOrder: appConfig.maxTicketsPerOrder,
 		showsCacheTtlMs: appConfig.showsCacheTtlMs,
-		use: [
-			guardAndLog,
-			serveCachedReads({
-				ttlMs: appConfig.showsCacheTtlMs,
-				pageSize: DEFAULT_PAGE,
-				maxAgeSeconds: appConfig.readMaxAgeSeconds
-			})
-		],
+		use: [guardAndLog],
 		// moleculer-web's own request logging is replaced by `guardAndLog`.
 		logRequest: null,
 		logResponse: null,
@@ -353,6 +346,19 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 
 	created() {
 		this.showsCache = createShowListCache();
+		const gateway = this as unknown as {
+			server?: Server;
+			httpHandler(req: IncomingMessage, res: ServerResponse): unknown;
+		};
+		if (gateway.server)
+			answerReadsFirst(gateway.server, {
+				cache: () => this.showsCache,
+				ttlMs: this.settings.showsCacheTtlMs,
+				pageSize: DEFAULT_PAGE,
+				maxAgeSeconds: appConfig.readMaxAgeSeconds,
+				guard: (req, res, next) => guardAndLog.call(this, req, res, next),
+				handler: gateway.httpHandler
+			});
 		this.eventStream = createEventStream({
 			maxStreams: appConfig.eventsMaxStreams,
 			heartbeatMs: appConfig.eventsHeartbeatMs,
