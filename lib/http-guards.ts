@@ -3,7 +3,8 @@
  * action runs — security headers, the access log, which bodies and queries are accepted, and the
  * one place where an error becomes an HTTP answer.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { Errors } from "moleculer";
 import { appConfig } from "../moleculer.config";
 import { describeError } from "./http-errors";
@@ -30,25 +31,135 @@ export function setSecurityHeaders(res: ServerResponse): void {
 	res.setHeader("Cache-Control", "no-store");
 }
 
-/** Security headers on every answer; one access-log line per request, with no personal data. */
+/** The routes of shared/CONTRACT.md and the methods each answers; the access log names these. */
+export const PUBLIC_ROUTES: { route: string; pattern: RegExp; methods: string[] }[] = [
+	{ route: "/", pattern: /^\/$/, methods: ["GET"] },
+	{ route: "/shows/:id", pattern: /^\/shows\/[^/]+$/, methods: ["GET"] },
+	{ route: "/reserve", pattern: /^\/reserve$/, methods: ["POST"] },
+	{ route: "/reservations/:id", pattern: /^\/reservations\/[^/]+$/, methods: ["GET", "DELETE"] },
+	{ route: "/health", pattern: /^\/health$/, methods: ["GET"] },
+	{ route: "/openapi.json", pattern: /^\/openapi\.json$/, methods: ["GET"] }
+];
+
+/** Longest path the access log writes as it came; ids beyond are the client's own business. */
+const LOGGED_PATH_CHARS = 64;
+
+function matchRoute(path: string) {
+	const trimmed = path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+	return PUBLIC_ROUTES.find(r => r.pattern.test(trimmed)) ?? null;
+}
+
+/** The access log's name for a path: its route, never the capability id inside it. */
+function loggedPath(path: string): string {
+	const match = matchRoute(path);
+	if (match) return match.route;
+	const cut = path.length > LOGGED_PATH_CHARS ? `${path.slice(0, LOGGED_PATH_CHARS)}…` : path;
+	return JSON.stringify(cut).slice(1, -1);
+}
+
+/** An error answered by the door itself, before moleculer-web or a body parser saw the request. */
+function refuseAtTheDoor(res: ServerResponse, status: number, message: string, type: string) {
+	const names: Record<number, string> = {
+		404: "NotFoundError",
+		405: "MethodNotAllowed",
+		408: "RequestTimeout",
+		413: "PayloadTooLarge"
+	};
+	res.setHeader("Content-Type", "application/json; charset=utf-8");
+	res.writeHead(status);
+	res.end(JSON.stringify({ name: names[status] ?? "Error", message, code: status, type }));
+}
+
+/** Ends a connection whose request body will not be read, once the answer is out. */
+function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+	res.setHeader("Connection", "close");
+	res.once("finish", () => req.socket.destroy());
+}
+
+/** A CORS preflight from an allowed origin for a listed method: 204 with the CORS headers. */
+function answerPreflight(req: IncomingMessage, res: ServerResponse, methods: string[]): boolean {
+	const origin = req.headers.origin;
+	const asked = String(req.headers["access-control-request-method"] ?? "").toUpperCase();
+	if (!origin || !appConfig.corsOrigins.includes(origin) || !methods.includes(asked))
+		return false;
+	res.setHeader("Access-Control-Allow-Origin", origin);
+	res.setHeader("Vary", "Origin");
+	res.setHeader("Access-Control-Allow-Methods", methods.join(", "));
+	res.setHeader("Access-Control-Allow-Headers", "Content-Type, Idempotency-Key");
+	res.setHeader("Access-Control-Max-Age", "600");
+	res.writeHead(204, { "Content-Length": "0" });
+	res.end();
+	return true;
+}
+
+/**
+ * The gateway's front door, before any routing: security headers and the access log on every
+ * answer; OPTIONS and HEAD never reach an action (moleculer-web would run OPTIONS as the method in
+ * Access-Control-Request-Method); other unlisted methods on a known route are 405; a body larger
+ * than the limit is refused before it is read, and one that does not arrive in time is 408.
+ * Returns true when it has answered.
+ */
 export function guardAndLog(
-	this: { logger: { info(...args: unknown[]): void } },
+	log: { info(...args: unknown[]): void },
 	req: IncomingMessage,
-	res: ServerResponse,
-	next: () => void
-): void {
+	res: ServerResponse
+): boolean {
 	const started = process.hrtime.bigint();
+	const path = (req.url ?? "").split("?")[0];
 	setSecurityHeaders(res);
 	res.once("finish", () => {
 		const ms = Number(process.hrtime.bigint() - started) / 1e6;
-		const path = (req.url ?? "").split("?")[0];
-		this.logger.info(`${req.method} ${path} ${res.statusCode} ${ms.toFixed(1)}ms`);
+		log.info(`${req.method} ${loggedPath(path)} ${res.statusCode} ${ms.toFixed(1)}ms`);
 	});
-	next();
+
+	const route = matchRoute(path);
+	const method = req.method ?? "";
+	if (route && method === "OPTIONS" && answerPreflight(req, res, route.methods)) return true;
+	if (!route && (method === "OPTIONS" || method === "HEAD")) {
+		refuseAtTheDoor(res, 404, "not found", "NOT_FOUND");
+		return true;
+	}
+	if (route && !route.methods.includes(method)) {
+		res.setHeader("Allow", route.methods.join(", "));
+		refuseAtTheDoor(
+			res,
+			405,
+			`${route.route} answers ${route.methods.join(", ")}`,
+			"METHOD_NOT_ALLOWED"
+		);
+		return true;
+	}
+
+	const length = Number(req.headers["content-length"] ?? 0);
+	if (length > appConfig.bodyLimitBytes) {
+		closeAfterAnswer(req, res);
+		refuseAtTheDoor(res, 413, "request body is too large", "PAYLOAD_TOO_LARGE");
+		return true;
+	}
+	if (length > 0 || req.headers["transfer-encoding"] !== undefined) awaitBody(req, res);
+	return false;
 }
 
-/** A form sends everything as text: turn a whole-number `count` into a number. */
-export function acceptCheckoutBody(req: RequestWithParams): void {
+/** A body still not complete after `bodyTimeoutMs` is 408, and its connection is closed. */
+function awaitBody(req: IncomingMessage, res: ServerResponse): void {
+	const timer = setTimeout(() => {
+		if (req.complete || res.headersSent) return;
+		closeAfterAnswer(req, res);
+		refuseAtTheDoor(res, 408, "the request body did not arrive in time", "REQUEST_TIMEOUT");
+	}, appConfig.bodyTimeoutMs);
+	const clear = () => clearTimeout(timer);
+	req.once("end", clear);
+	res.once("close", clear);
+}
+
+/** A number as a form sends it: decimal digits, maybe signed, maybe with a fraction. */
+const FORM_NUMBER = /^-?\d{1,9}(\.\d{1,9})?$/;
+
+/**
+ * The checkout's body, whichever way it came: a form's numeric `count` becomes a number so that
+ * the validator judges it as it judges JSON, and a show id is read in lower case.
+ */
+export function acceptCheckoutBody(req: RequestWithParams & { query?: object }): void {
 	const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
 	if (type !== "application/json" && type !== "application/x-www-form-urlencoded")
 		throw new MoleculerClientError(
@@ -57,10 +168,18 @@ export function acceptCheckoutBody(req: RequestWithParams): void {
 			"UNSUPPORTED_MEDIA_TYPE",
 			{ contentType: type || null }
 		);
+	// moleculer-web merges the query over the body: a field must come from the body alone.
+	if (Object.keys(req.query ?? {}).length > 0)
+		throw new MoleculerClientError(
+			"send the checkout's fields in the body, not in the query string",
+			422,
+			"UNEXPECTED_QUERY"
+		);
 	const params = req.$params ?? {};
 	if (type === "application/x-www-form-urlencoded" && typeof params.count === "string") {
-		if (/^\d{1,9}$/.test(params.count)) params.count = Number(params.count);
+		if (FORM_NUMBER.test(params.count)) params.count = Number(params.count);
 	}
+	if (typeof params.showID === "string") params.showID = params.showID.toLowerCase();
 }
 
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
@@ -93,8 +212,57 @@ export function acceptPageQuery(params: Record<string, unknown>): void {
 	}
 }
 
+/** Node's names for the requests it refuses before they reach us, and our answer to each. */
+const PARSER_REFUSALS: Record<
+	string,
+	{ code: number; name: string; message: string; type: string }
+> = {
+	HPE_HEADER_OVERFLOW: {
+		code: 431,
+		name: "RequestHeaderFieldsTooLarge",
+		message: "request headers are too large",
+		type: "HEADERS_TOO_LARGE"
+	},
+	ERR_HTTP_REQUEST_TIMEOUT: {
+		code: 408,
+		name: "RequestTimeout",
+		message: "the request did not arrive in time",
+		type: "REQUEST_TIMEOUT"
+	}
+};
+const MALFORMED = {
+	code: 400,
+	name: "BadRequest",
+	message: "the request is malformed",
+	type: "BAD_REQUEST"
+};
+
+/**
+ * The server's 'clientError': Node could not parse the request (or it came too slowly). Answer in
+ * JSON like every other error when the socket still takes an answer.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+	const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
+	if (err.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent) {
+		socket.destroy();
+		return;
+	}
+	const refusal = PARSER_REFUSALS[err.code ?? ""] ?? MALFORMED;
+	const status = refusal.code;
+	const body = JSON.stringify(refusal);
+	socket.end(
+		`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+			"Content-Type: application/json; charset=utf-8\r\n" +
+			`Content-Length: ${Buffer.byteLength(body)}\r\n` +
+			"X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n" +
+			body
+	);
+}
+
 /** The one place where errors become HTTP answers. */
 export function sendErrorAnswer(_req: IncomingMessage, res: ServerResponse, err: Error): void {
+	// The door may have answered already (408) while a body parser was still reading.
+	if (res.headersSent) return;
 	// moleculer-web has already logged a 5xx cause with its stack.
 	const { status, body, retryAfter } = describeError(err);
 	// Some errors (a badly encoded path) are raised before the `use` middleware ran.

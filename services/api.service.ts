@@ -4,7 +4,7 @@
  * Its HTTP guards live in lib/http-guards.ts, its cached show list in lib/show-list-cache.ts.
  */
 import crypto from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { appConfig } from "../moleculer.config";
@@ -15,6 +15,7 @@ import {
 	acceptIdempotencyKey,
 	acceptPageQuery,
 	clientAddress,
+	answerClientError,
 	guardAndLog,
 	sendErrorAnswer,
 	type RequestWithParams
@@ -32,8 +33,14 @@ import {
 	patchShow,
 	type ShowListCache
 } from "../lib/show-list-cache";
+import {
+	bodyReadFailed,
+	MAX_FORM_FIELDS,
+	parseCheckoutBody,
+	requireUtf8
+} from "../lib/request-body";
 import { openApiDocument } from "../lib/openapi";
-import { atMostChars } from "../lib/text";
+import { plainText } from "../lib/text";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import type { PublicShow, Reservation } from "../lib/types";
 
@@ -45,7 +52,9 @@ interface ApiSettings extends ServiceSettingSchema {
 	[key: string]: unknown;
 }
 
-type ApiMethods = MetricsMethods;
+interface ApiMethods extends MetricsMethods {
+	httpHandler(req: IncomingMessage, res: ServerResponse, next: () => void): unknown;
+}
 
 interface ApiLocals {
 	showsCache: ShowListCache;
@@ -83,10 +92,19 @@ const checkoutRoute = {
 	path: "",
 	mappingPolicy: "restrict",
 	aliases: { "POST /reserve": "api.checkout" },
+	// JSON arrives as text and is parsed by `parseCheckoutBody`, which refuses what JSON.parse
+	// lets through (prototype keys, repeated keys, deep nesting).
 	bodyParsers: {
-		json: { strict: true, limit: appConfig.bodyLimitBytes },
-		urlencoded: { extended: false, limit: appConfig.bodyLimitBytes }
+		json: false,
+		text: { type: "application/json", limit: appConfig.bodyLimitBytes, verify: requireUtf8 },
+		urlencoded: {
+			extended: false,
+			limit: appConfig.bodyLimitBytes,
+			parameterLimit: MAX_FORM_FIELDS,
+			verify: requireUtf8
+		}
 	},
+	use: [bodyReadFailed, parseCheckoutBody],
 	callOptions: GATEWAY_CALL_OPTIONS,
 	...(appConfig.rateLimitPerMinute > 0
 		? {
@@ -121,6 +139,14 @@ const checkoutRoute = {
 	}
 };
 
+const gatewayHttpHandler = (
+	ApiGateway as unknown as {
+		methods: {
+			httpHandler: (req: IncomingMessage, res: ServerResponse, next: unknown) => unknown;
+		};
+	}
+).methods.httpHandler;
+
 const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 	name: "api",
 
@@ -141,7 +167,6 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		ip: "0.0.0.0",
 		maxTicketsPerOrder: appConfig.maxTicketsPerOrder,
 		showsCacheTtlMs: appConfig.showsCacheTtlMs,
-		use: [guardAndLog],
 		// moleculer-web's own request logging is replaced by `guardAndLog`.
 		logRequest: null,
 		logResponse: null,
@@ -256,7 +281,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		getShow: {
 			params: { id: { type: "string", max: 64 } },
 			async handler(ctx: Context<{ id: string }>): Promise<PublicShow> {
-				const { id } = ctx.params;
+				// Show ids are hex: any case names the same show.
+				const id = ctx.params.id.toLowerCase();
 				if (!SHOW_ID_PATTERN.test(id)) throw showNotFound(id);
 				return ctx.call("shows.get", { showID: id });
 			}
@@ -265,7 +291,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		checkout: {
 			params: {
 				showID: { type: "string", pattern: SHOW_ID_PATTERN },
-				name: { type: "string", trim: true, min: 1, custom: atMostChars(100) },
+				name: { type: "string", trim: true, min: 1, custom: plainText(100) },
 				count: { type: "number", integer: true, min: 1 }
 			},
 			handler(ctx: Context<CheckoutParams, CheckoutMeta>): Promise<BookingAnswer> {
@@ -312,8 +338,19 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		}
 	},
 
+	methods: {
+		/** Every request passes the front door (lib/http-guards.ts) before moleculer-web routes it. */
+		httpHandler(req: IncomingMessage, res: ServerResponse, next: () => void) {
+			if (guardAndLog(this.logger, req, res)) return;
+			return gatewayHttpHandler.call(this, req, res, next);
+		}
+	},
+
 	created() {
 		this.showsCache = createShowListCache();
+		// Node's own refusals (431 headers too large, 400 unparsable request) get a JSON body too.
+		const server = (this as unknown as { server?: Server }).server;
+		server?.on("clientError", answerClientError);
 	}
 };
 

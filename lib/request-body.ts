@@ -1,0 +1,138 @@
+/**
+ * How the checkout's body is read: JSON and forms, as UTF-8 only, parsed so that no key can reach
+ * an object's prototype, no key appears twice and nothing is nested deeper than a checkout needs.
+ * The JSON arrives as text (body-parser's `text` parser does limit, inflation and charset) and is
+ * checked here before `JSON.parse` sees it.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Errors } from "moleculer";
+import { describeError } from "./http-errors";
+
+const { MoleculerClientError } = Errors;
+
+/** A checkout body is one flat object; a little room for clients that send more. */
+export const MAX_JSON_DEPTH = 8;
+/** Keys that would reach or replace an object's prototype once merged into the call's params. */
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+/** A form has three fields; body-parser refuses more parameters than this with 413. */
+export const MAX_FORM_FIELDS = 20;
+
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+function refused(message: string, type: string, status = 422) {
+	return new MoleculerClientError(message, status, type);
+}
+
+/** body-parser's `verify`: the raw bytes must be UTF-8, whatever the Content-Type claims. */
+export function requireUtf8(_req: IncomingMessage, _res: ServerResponse, buf: Buffer): void {
+	try {
+		STRICT_UTF8.decode(buf);
+	} catch {
+		throw Object.assign(new Error("request body is not valid UTF-8"), {
+			status: 400,
+			type: "body.not.utf8"
+		});
+	}
+}
+
+/**
+ * Scans JSON text for what `JSON.parse` lets through: nesting past `MAX_JSON_DEPTH`, prototype
+ * keys and repeated keys. Anything else malformed is left for `JSON.parse` to refuse.
+ */
+function checkJsonShape(text: string): void {
+	const objects: (Set<string> | null)[] = [];
+	for (let i = 0; i < text.length; i++) {
+		const c = text[i];
+		if (c === "{" || c === "[") {
+			objects.push(c === "{" ? new Set() : null);
+			if (objects.length > MAX_JSON_DEPTH)
+				throw refused(
+					`request body is nested too deep (at most ${MAX_JSON_DEPTH} levels)`,
+					"JSON_TOO_DEEP"
+				);
+		} else if (c === "}" || c === "]") objects.pop();
+		else if (c === '"') {
+			let end = i + 1;
+			while (end < text.length && text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+			const keys = objects[objects.length - 1];
+			let next = end + 1;
+			while (/\s/.test(text[next] ?? "")) next++;
+			if (keys && text[next] === ":") {
+				let key: string;
+				try {
+					key = JSON.parse(text.slice(i, end + 1)) as string;
+				} catch {
+					return; // JSON.parse refuses it with its own message
+				}
+				if (FORBIDDEN_KEYS.has(key))
+					throw refused(
+						`the key "${key}" is not allowed in a request body`,
+						"FORBIDDEN_KEY"
+					);
+				if (keys.has(key))
+					throw refused(
+						`the key "${key}" appears twice in the request body`,
+						"DUPLICATE_KEY"
+					);
+				keys.add(key);
+			}
+			i = end;
+		}
+	}
+}
+
+/** Forms: every field once, none named like a prototype key. */
+function checkFormShape(form: Record<string, unknown>): void {
+	for (const [key, value] of Object.entries(form)) {
+		if (FORBIDDEN_KEYS.has(key))
+			throw refused(`the field "${key}" is not allowed in a form`, "FORBIDDEN_KEY");
+		if (typeof value !== "string")
+			throw refused(`the field "${key}" appears more than once in the form`, "DUPLICATE_KEY");
+	}
+}
+
+/** A route middleware, after the body parsers: turns the checked text into the JSON object. */
+export function parseCheckoutBody(
+	req: IncomingMessage & { body?: unknown },
+	_res: ServerResponse,
+	next: (err?: unknown) => void
+): void {
+	try {
+		const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+		if (type === "application/json" && typeof req.body === "string") {
+			checkJsonShape(req.body);
+			let body: unknown;
+			try {
+				body = JSON.parse(req.body);
+			} catch {
+				throw refused("request body is not valid JSON", "INVALID_JSON");
+			}
+			if (body === null || typeof body !== "object" || Array.isArray(body))
+				throw refused("request body must be a JSON object", "INVALID_JSON");
+			req.body = body;
+		} else if (type === "application/x-www-form-urlencoded" && req.body)
+			checkFormShape(req.body as Record<string, unknown>);
+		next();
+	} catch (err) {
+		next(err);
+	}
+}
+
+/**
+ * A route error middleware right after the body parsers: a body they could not read (broken
+ * Content-Encoding, not UTF-8, too large) becomes the client error it is, so that it is answered
+ * as 4xx and not logged as a failure of ours.
+ */
+export function bodyReadFailed(
+	err: unknown,
+	_req: IncomingMessage,
+	_res: ServerResponse,
+	next: (err?: unknown) => void
+): void {
+	const { status, body } = describeError(err);
+	next(
+		status < 500
+			? new MoleculerClientError(body.message, status, body.type ?? "BAD_REQUEST")
+			: err
+	);
+}
