@@ -1,8 +1,8 @@
 /**
  * How the checkout's body is read: JSON and forms, as UTF-8 only, parsed so that no key can reach
  * an object's prototype, no key appears twice and nothing is nested deeper than a checkout needs.
- * The JSON arrives as text (body-parser's `text` parser does limit, inflation and charset) and is
- * checked here before `JSON.parse` sees it.
+ * Both arrive as text (body-parser's `text` parser does limit, inflation and charset) and are
+ * checked here: JSON before `JSON.parse` sees it, forms as they are split into fields.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Errors } from "moleculer";
@@ -14,7 +14,7 @@ const { MoleculerClientError } = Errors;
 export const MAX_JSON_DEPTH = 8;
 /** Keys that would reach or replace an object's prototype once merged into the call's params. */
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
-/** A form has three fields; body-parser refuses more parameters than this with 413. */
+/** A checkout form has three fields; room for a few more that are ignored. */
 export const MAX_FORM_FIELDS = 20;
 
 const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
@@ -81,17 +81,39 @@ function checkJsonShape(text: string): void {
 	}
 }
 
-/** Forms: every field once, none named like a prototype key. */
-function checkFormShape(form: Record<string, unknown>): void {
-	for (const [key, value] of Object.entries(form)) {
+/** A form's fields, each once, none named like a prototype key, as a plain object. */
+function parseForm(text: string): Record<string, string> {
+	const form: Record<string, string> = {};
+	let fields = 0;
+	for (const [key, value] of new URLSearchParams(text)) {
+		if (++fields > MAX_FORM_FIELDS)
+			throw refused(`a form has at most ${MAX_FORM_FIELDS} fields`, "TOO_MANY_FIELDS");
 		if (FORBIDDEN_KEYS.has(key))
 			throw refused(`the field "${key}" is not allowed in a form`, "FORBIDDEN_KEY");
-		if (typeof value !== "string")
+		if (Object.hasOwn(form, key))
 			throw refused(`the field "${key}" appears more than once in the form`, "DUPLICATE_KEY");
+		form[key] = value;
 	}
+	return form;
 }
 
-/** A route middleware, after the body parsers: turns the checked text into the JSON object. */
+function parseJson(text: string): Record<string, unknown> {
+	checkJsonShape(text);
+	let body: unknown;
+	try {
+		body = JSON.parse(text);
+	} catch {
+		throw refused("request body is not valid JSON", "INVALID_JSON");
+	}
+	if (body === null || typeof body !== "object" || Array.isArray(body))
+		throw refused("request body must be a JSON object", "INVALID_JSON");
+	return body as Record<string, unknown>;
+}
+
+/**
+ * A route middleware after body-parser's `text` parser (which did the limit, inflation and
+ * charset): turns the checked text of a JSON body or a form into the object it stands for.
+ */
 export function parseCheckoutBody(
 	req: IncomingMessage & { body?: unknown },
 	_res: ServerResponse,
@@ -99,19 +121,10 @@ export function parseCheckoutBody(
 ): void {
 	try {
 		const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
-		if (type === "application/json" && typeof req.body === "string") {
-			checkJsonShape(req.body);
-			let body: unknown;
-			try {
-				body = JSON.parse(req.body);
-			} catch {
-				throw refused("request body is not valid JSON", "INVALID_JSON");
-			}
-			if (body === null || typeof body !== "object" || Array.isArray(body))
-				throw refused("request body must be a JSON object", "INVALID_JSON");
-			req.body = body;
-		} else if (type === "application/x-www-form-urlencoded" && req.body)
-			checkFormShape(req.body as Record<string, unknown>);
+		if (typeof req.body === "string") {
+			if (type === "application/json") req.body = parseJson(req.body);
+			else if (type === "application/x-www-form-urlencoded") req.body = parseForm(req.body);
+		}
 		next();
 	} catch (err) {
 		next(err);

@@ -33,12 +33,7 @@ import {
 	patchShow,
 	type ShowListCache
 } from "../lib/show-list-cache";
-import {
-	bodyReadFailed,
-	MAX_FORM_FIELDS,
-	parseCheckoutBody,
-	requireUtf8
-} from "../lib/request-body";
+import { bodyReadFailed, parseCheckoutBody, requireUtf8 } from "../lib/request-body";
 import { openApiDocument } from "../lib/openapi";
 import { plainText } from "../lib/text";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
@@ -92,15 +87,14 @@ const checkoutRoute = {
 	path: "",
 	mappingPolicy: "restrict",
 	aliases: { "POST /reserve": "api.checkout" },
-	// JSON arrives as text and is parsed by `parseCheckoutBody`, which refuses what JSON.parse
-	// lets through (prototype keys, repeated keys, deep nesting).
+	// JSON and forms arrive as text and are parsed by `parseCheckoutBody`, which refuses what
+	// JSON.parse and qs let through (prototype keys, repeated keys, deep nesting).
 	bodyParsers: {
 		json: false,
-		text: { type: "application/json", limit: appConfig.bodyLimitBytes, verify: requireUtf8 },
-		urlencoded: {
-			extended: false,
+		urlencoded: false,
+		text: {
+			type: ["application/json", "application/x-www-form-urlencoded"],
 			limit: appConfig.bodyLimitBytes,
-			parameterLimit: MAX_FORM_FIELDS,
 			verify: requireUtf8
 		}
 	},
