@@ -14,8 +14,10 @@ const { MoleculerClientError } = Errors;
 export const MAX_JSON_DEPTH = 8;
 /** Keys that would reach or replace an object's prototype once merged into the call's params. */
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
-/** A checkout form has three fields; room for a few more that are ignored. */
-export const MAX_FORM_FIELDS = 20;
+/** A checkout form has three fields; more than this many is not a form a person sent. */
+export const MAX_FORM_FIELDS = 100;
+/** The fields a checkout reads; a form's other fields are dropped, as JSON's are ignored. */
+const CHECKOUT_FIELDS = new Set(["showID", "name", "count"]);
 
 const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -81,7 +83,7 @@ function checkJsonShape(text: string): void {
 	}
 }
 
-/** A form's fields, each once, none named like a prototype key, as a plain object. */
+/** A form's checkout fields, each once, none named like a prototype key, as a plain object. */
 function parseForm(text: string): Record<string, string> {
 	const form: Record<string, string> = {};
 	let fields = 0;
@@ -90,6 +92,7 @@ function parseForm(text: string): Record<string, string> {
 			throw refused(`a form has at most ${MAX_FORM_FIELDS} fields`, "TOO_MANY_FIELDS");
 		if (FORBIDDEN_KEYS.has(key))
 			throw refused(`the field "${key}" is not allowed in a form`, "FORBIDDEN_KEY");
+		if (!CHECKOUT_FIELDS.has(key)) continue;
 		if (Object.hasOwn(form, key))
 			throw refused(`the field "${key}" appears more than once in the form`, "DUPLICATE_KEY");
 		form[key] = value;
