@@ -21,8 +21,6 @@ export interface CheckoutParams {
 
 export interface CheckoutMeta {
 	idempotencyKey?: string;
-	/** Chosen once per HTTP request, so that nothing downstream can book it twice. */
-	checkoutId?: string;
 	$statusCode?: number;
 	$location?: string;
 	$responseHeaders?: Record<string, string>;

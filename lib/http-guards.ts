@@ -70,10 +70,21 @@ function refuseAtTheDoor(res: ServerResponse, status: number, message: string, t
 	res.end(JSON.stringify({ name: names[status] ?? "Error", message, code: status, type }));
 }
 
-/** Ends a connection whose request body will not be read, once the answer is out. */
+/** How long a client that is still sending gets to read our answer before the connection goes. */
+const CLOSE_GRACE_MS = 1000;
+
+/**
+ * Ends a connection whose request body will not be read, once the answer is out: stop reading,
+ * end our side, and drop it a moment later (dropping it at once could reset the connection
+ * before the client has read the answer).
+ */
 function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
 	res.setHeader("Connection", "close");
-	res.once("finish", () => req.socket.destroy());
+	res.once("finish", () => {
+		req.socket.pause();
+		req.socket.end();
+		setTimeout(() => req.socket.destroy(), CLOSE_GRACE_MS).unref();
+	});
 }
 
 /** A CORS preflight from an allowed origin for a listed method: 204 with the CORS headers. */
@@ -140,16 +151,30 @@ export function guardAndLog(
 	return false;
 }
 
-/** A body still not complete after `bodyTimeoutMs` is 408, and its connection is closed. */
+/** How often a body in transit is looked at, and the bytes of chunk framing allowed past the limit. */
+const BODY_WATCH_MS = 100;
+const FRAMING_SLACK_BYTES = 4096;
+
+/**
+ * Watches a body in transit without reading it (the socket's byte count): more bytes than the
+ * limit (a chunked body has no Content-Length) is 413, and a body not complete after
+ * `bodyTimeoutMs` is 408; either way the connection is closed.
+ */
 function awaitBody(req: IncomingMessage, res: ServerResponse): void {
-	const timer = setTimeout(() => {
-		if (req.complete || res.headersSent) return;
+	const started = Date.now();
+	const bytesBefore = req.socket.bytesRead;
+	const watch = setInterval(() => {
+		if (req.complete || res.headersSent) return clearInterval(watch);
+		const tooLarge =
+			req.socket.bytesRead - bytesBefore > appConfig.bodyLimitBytes + FRAMING_SLACK_BYTES;
+		if (!tooLarge && Date.now() - started < appConfig.bodyTimeoutMs) return;
+		clearInterval(watch);
 		closeAfterAnswer(req, res);
-		refuseAtTheDoor(res, 408, "the request body did not arrive in time", "REQUEST_TIMEOUT");
-	}, appConfig.bodyTimeoutMs);
-	const clear = () => clearTimeout(timer);
-	req.once("end", clear);
-	res.once("close", clear);
+		if (tooLarge) refuseAtTheDoor(res, 413, "request body is too large", "PAYLOAD_TOO_LARGE");
+		else
+			refuseAtTheDoor(res, 408, "the request body did not arrive in time", "REQUEST_TIMEOUT");
+	}, BODY_WATCH_MS);
+	res.once("close", () => clearInterval(watch));
 }
 
 /** A number as a form sends it: decimal digits, maybe signed, maybe with a fraction. */

@@ -3,23 +3,19 @@
  * shared/CONTRACT.md and orchestrates the checkout (lib/checkout-saga.ts), so that no client has to.
  * Its HTTP guards live in lib/http-guards.ts, its cached show list in lib/show-list-cache.ts.
  */
-import crypto from "node:crypto";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { appConfig } from "../moleculer.config";
 import { reservationNotFound, showNotFound } from "../lib/errors";
-import { describeError } from "../lib/http-errors";
 import {
-	acceptCheckoutBody,
-	acceptIdempotencyKey,
 	acceptPageQuery,
-	clientAddress,
 	answerClientError,
 	guardAndLog,
 	sendErrorAnswer,
 	type RequestWithParams
 } from "../lib/http-guards";
+import { CHECKOUTS, checkoutRoute, GATEWAY_CALL_OPTIONS } from "../lib/checkout-route";
 import {
 	runCheckout,
 	type BookingAnswer,
@@ -33,7 +29,6 @@ import {
 	patchShow,
 	type ShowListCache
 } from "../lib/show-list-cache";
-import { bodyReadFailed, parseCheckoutBody, requireUtf8 } from "../lib/request-body";
 import { openApiDocument } from "../lib/openapi";
 import { plainText } from "../lib/text";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
@@ -55,8 +50,6 @@ interface ApiLocals {
 	showsCache: ShowListCache;
 }
 
-const CHECKOUTS = "tickets_checkouts_total";
-
 /** What a checkout needs; health is "ok" only when each is reachable. */
 const CHECKOUT_ACTIONS = ["shows.holdSeats", "reservations.create"];
 
@@ -66,72 +59,6 @@ const MAX_PAGE = 1000;
 
 const SHOW_ID_PATTERN = /^[0-9a-fA-F]{24}$/;
 const RESERVATION_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
-
-/**
- * A gateway call gets the whole checkout budget and is never retried as a whole: a retry would run
- * the saga again beside a first attempt that may still be going. The steps inside retry instead,
- * each idempotent by the checkout id.
- */
-const GATEWAY_CALL_OPTIONS = { timeout: appConfig.checkoutTimeoutMs, retries: 0 };
-
-/** How a refused checkout counts in `tickets_checkouts_total`. */
-function checkoutOutcome(status: number, type: string | undefined): string {
-	if (status === 409 && type === "NOT_ENOUGH_SEATS") return "sold_out";
-	if (status === 429) return "rate_limited";
-	if (status >= 400 && status < 500 && status !== 409) return "invalid";
-	return "failed";
-}
-
-const checkoutRoute = {
-	name: "checkout",
-	path: "",
-	mappingPolicy: "restrict",
-	aliases: { "POST /reserve": "api.checkout" },
-	// JSON and forms arrive as text and are parsed by `parseCheckoutBody`, which refuses what
-	// JSON.parse and qs let through (prototype keys, repeated keys, deep nesting).
-	bodyParsers: {
-		json: false,
-		urlencoded: false,
-		text: {
-			type: ["application/json", "application/x-www-form-urlencoded"],
-			limit: appConfig.bodyLimitBytes,
-			verify: requireUtf8
-		}
-	},
-	use: [bodyReadFailed, parseCheckoutBody],
-	callOptions: GATEWAY_CALL_OPTIONS,
-	...(appConfig.rateLimitPerMinute > 0
-		? {
-				rateLimit: {
-					window: 60 * 1000,
-					limit: appConfig.rateLimitPerMinute,
-					headers: true,
-					key: clientAddress
-				}
-			}
-		: {}),
-	onBeforeCall(ctx: Context<unknown, CheckoutMeta>, _route: unknown, req: RequestWithParams) {
-		acceptCheckoutBody(req);
-		ctx.meta.checkoutId = crypto.randomUUID().replace(/-/g, "");
-		ctx.meta.idempotencyKey = acceptIdempotencyKey(req);
-	},
-	onAfterCall(
-		this: MetricsMethods,
-		_ctx: Context,
-		_route: unknown,
-		_req: unknown,
-		_res: unknown,
-		data: unknown
-	) {
-		this.countMetric(CHECKOUTS, { outcome: "booked" });
-		return data;
-	},
-	onError(this: MetricsMethods, req: IncomingMessage, res: ServerResponse, err: Error) {
-		const { status, body } = describeError(err);
-		this.countMetric(CHECKOUTS, { outcome: checkoutOutcome(status, body.type) });
-		sendErrorAnswer(req, res, err);
-	}
-};
 
 const gatewayHttpHandler = (
 	ApiGateway as unknown as {

@@ -26,8 +26,11 @@ const form = (body: string, headers: Record<string, string> = {}): RequestInit =
 	body,
 	headers: { "content-type": "application/x-www-form-urlencoded", ...headers }
 });
-const raw = (head: string, body?: Buffer | string, opts?: { trickleMs?: number }) =>
-	rawRequest(system.port, head, body, opts);
+const raw = (
+	head: string,
+	body?: Buffer | string,
+	opts?: { trickleMs?: number; trickle?: string }
+) => rawRequest(system.port, head, body, opts);
 const post = (headers: string[], length?: number) =>
 	[
 		"POST /reserve HTTP/1.1",
@@ -277,6 +280,21 @@ describe("bodies", () => {
 
 	it("a Content-Length of 10 GB is 413 before any of it is read", async () => {
 		const res = await raw(post(["Content-Type: application/json"], 10 * 1024 ** 3));
+		expect(res.status).toBe(413);
+		expectCleanError(res.json, 413);
+		expect(await state()).toEqual(before);
+	});
+
+	it("a chunked body that goes on past the limit is 413 while it is still coming", async () => {
+		const chunk = `${(4096).toString(16)}\r\n${"a".repeat(4096)}\r\n`;
+		const res = await raw(
+			post(["Content-Type: application/json", "Transfer-Encoding: chunked"]),
+			chunk,
+			{
+				trickleMs: 1,
+				trickle: chunk
+			}
+		);
 		expect(res.status).toBe(413);
 		expectCleanError(res.json, 413);
 		expect(await state()).toEqual(before);

@@ -47,19 +47,20 @@ function parse(raw: Buffer): RawAnswer {
 /**
  * Writes `head` (the request line and headers, without the blank line) and `body`, then waits for
  * the server's answer and for it to close the connection. `trickleMs`: after the body, one more
- * byte every so often, as a client that never finishes.
+ * byte (or `trickle`) every so often until the answer comes, as a client that never finishes.
  */
 export function rawRequest(
 	port: number,
 	head: string,
 	body: Buffer | string = "",
-	opts: { trickleMs?: number } = {}
+	opts: { trickleMs?: number; trickle?: string } = {}
 ): Promise<RawAnswer> {
 	return new Promise((resolve, reject) => {
 		const socket = net.connect(port, "127.0.0.1");
 		const chunks: Buffer[] = [];
 		let timer: NodeJS.Timeout | null = null;
 		socket.on("data", d => {
+			if (timer) clearInterval(timer);
 			chunks.push(d);
 			// One answer is all a test needs; a keep-alive connection would stay open.
 			const got = parse(Buffer.concat(chunks));
@@ -74,7 +75,10 @@ export function rawRequest(
 		socket.write(`${head}\r\n\r\n`);
 		if (body.length > 0) socket.write(body);
 		if (opts.trickleMs)
-			timer = setInterval(() => socket.writable && socket.write(" "), opts.trickleMs);
+			timer = setInterval(
+				() => socket.writable && socket.write(opts.trickle ?? " "),
+				opts.trickleMs
+			);
 	});
 }
 
