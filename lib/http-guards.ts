@@ -3,8 +3,7 @@
  * action runs — security headers, the access log, which bodies and queries are accepted, and the
  * one place where an error becomes an HTTP answer.
  */
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
-import type { Duplex } from "node:stream";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { Errors } from "moleculer";
 import { appConfig } from "../moleculer.config";
 import { describeError } from "./http-errors";
@@ -235,53 +234,6 @@ export function acceptPageQuery(params: Record<string, unknown>): void {
 				}
 			]);
 	}
-}
-
-/** Node's names for the requests it refuses before they reach us, and our answer to each. */
-const PARSER_REFUSALS: Record<
-	string,
-	{ code: number; name: string; message: string; type: string }
-> = {
-	HPE_HEADER_OVERFLOW: {
-		code: 431,
-		name: "RequestHeaderFieldsTooLarge",
-		message: "request headers are too large",
-		type: "HEADERS_TOO_LARGE"
-	},
-	ERR_HTTP_REQUEST_TIMEOUT: {
-		code: 408,
-		name: "RequestTimeout",
-		message: "the request did not arrive in time",
-		type: "REQUEST_TIMEOUT"
-	}
-};
-const MALFORMED = {
-	code: 400,
-	name: "BadRequest",
-	message: "the request is malformed",
-	type: "BAD_REQUEST"
-};
-
-/**
- * The server's 'clientError': Node could not parse the request (or it came too slowly). Answer in
- * JSON like every other error when the socket still takes an answer.
- */
-export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-	const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
-	if (err.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent) {
-		socket.destroy();
-		return;
-	}
-	const refusal = PARSER_REFUSALS[err.code ?? ""] ?? MALFORMED;
-	const status = refusal.code;
-	const body = JSON.stringify(refusal);
-	socket.end(
-		`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
-			"Content-Type: application/json; charset=utf-8\r\n" +
-			`Content-Length: ${Buffer.byteLength(body)}\r\n` +
-			"X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n" +
-			body
-	);
 }
 
 /** The one place where errors become HTTP answers. */

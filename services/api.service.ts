@@ -10,11 +10,11 @@ import { appConfig } from "../moleculer.config";
 import { reservationNotFound, showNotFound } from "../lib/errors";
 import {
 	acceptPageQuery,
-	answerClientError,
 	guardAndLog,
 	sendErrorAnswer,
 	type RequestWithParams
 } from "../lib/http-guards";
+import { answerClientError, refuseConnect } from "../lib/socket-refusals";
 import { CHECKOUTS, checkoutRoute, GATEWAY_CALL_OPTIONS } from "../lib/checkout-route";
 import {
 	runCheckout,
@@ -272,6 +272,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		// Node's own refusals (431 headers too large, 400 unparsable request) get a JSON body too.
 		const server = (this as unknown as { server?: Server }).server;
 		server?.on("clientError", answerClientError);
+		server?.on("connect", refuseConnect);
 	}
 };
 

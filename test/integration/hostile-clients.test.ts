@@ -349,13 +349,18 @@ describe("bodies", () => {
 		expect(await state()).toEqual(before);
 	});
 
-	it("headers over Node's limit are 431, an unparsable request 400, both as JSON", async () => {
+	it("headers over Node's limit are 431, an unparsable request 400, CONNECT and TRACE 405, all as JSON", async () => {
 		const big = await raw(`GET / HTTP/1.1\r\nHost: t\r\nX-Big: ${"a".repeat(20000)}`);
 		expect(big.status).toBe(431);
 		expectCleanError(big.json, 431);
 		const garbage = await raw("GARBAGE / NOT-HTTP");
 		expect(garbage.status).toBe(400);
 		expectCleanError(garbage.json, 400);
+		for (const method of ["CONNECT tickets:443", "TRACE /"]) {
+			const res = await raw(`${method} HTTP/1.1\r\nHost: t\r\nConnection: close`);
+			expect(res.status).toBe(405);
+			expectCleanError(res.json, 405);
+		}
 		expect(await state()).toEqual(before);
 	});
 });
