@@ -6,7 +6,7 @@
 import cluster from "node:cluster";
 import type { Server } from "node:http";
 import path from "node:path";
-import type { BrokerOptions, Errors } from "moleculer";
+import type { BrokerOptions, Errors, ServiceBroker } from "moleculer";
 import { replCommands } from "./lib/repl-commands";
 
 type Env = Record<string, string | undefined>;
@@ -41,12 +41,34 @@ function readMongoUri(env: Env): string | null {
 	return raw;
 }
 
+/** A URL with its password (or token) replaced, for messages. */
+function redacted(url: string): string {
+	return url.replace(/\/\/[^@/]*@/, "//***@");
+}
+
 function readTransporter(env: Env): string | null {
 	const raw = env.TRANSPORTER?.trim();
 	if (!raw) return null;
 	if (!/^nats:\/\/[^\s/]+/.test(raw))
-		throw new ConfigError(`TRANSPORTER=${raw} is invalid: expected nats://host:4222`);
+		throw new ConfigError(
+			`TRANSPORTER=${redacted(raw)} is invalid: expected nats://host:4222 ` +
+				`(or nats://user:password@host:4222)`
+		);
 	return raw;
+}
+
+/**
+ * NATS credentials from named variables, for passwords that do not fit in a URL. (In the URL,
+ * nats://user:password@host:4222, they need no variable.) Never logged.
+ */
+function readNatsAuth(env: Env): { user?: string; pass?: string; token?: string } {
+	const user = env.NATS_USER?.trim() || undefined;
+	const pass = env.NATS_PASSWORD || undefined;
+	const token = env.NATS_TOKEN || undefined;
+	if (Boolean(user) !== Boolean(pass))
+		throw new ConfigError("NATS_USER and NATS_PASSWORD go together: set both or neither");
+	if (token && user) throw new ConfigError("set NATS_TOKEN or NATS_USER/NATS_PASSWORD, not both");
+	return token ? { token } : user ? { user, pass } : {};
 }
 
 /** `--instances N` / `-i N` as moleculer-runner sees it; cluster workers inherit the same argv. */
@@ -80,6 +102,7 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 	return {
 		services,
 		transporter,
+		natsAuth: readNatsAuth(env),
 		mongoUri,
 		mongoDatabasePrefix: env.MONGO_DB_PREFIX ?? "",
 		dataDir: path.resolve(env.DATA_DIR || "./data"),
@@ -96,6 +119,10 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		rateLimitPerMinute: readInt(env, "RATE_LIMIT", 120, 0, 1000000),
 		/** Largest accepted request body, JSON or form. */
 		bodyLimitBytes: readInt(env, "BODY_LIMIT", 16 * 1024, 256, 1024 * 1024),
+		/** How long a request body may take to arrive before the gateway answers 408. */
+		bodyTimeoutMs: readInt(env, "BODY_TIMEOUT_MS", 5000, 100, 120000),
+		/** Idempotency-Keys are kept at least this long (pretix and Stripe: 24 hours). */
+		idempotencyKeyHours: readInt(env, "IDEMPOTENCY_KEY_HOURS", 24, 24, 24 * 365),
 		/** Budget for one whole checkout; every step shares it (Moleculer's distributed timeouts). */
 		checkoutTimeoutMs: readInt(env, "CHECKOUT_TIMEOUT_MS", 10000, 100, 120000),
 		/** Updates and removals an embedded NeDB file takes before it is compacted. */
@@ -128,6 +155,21 @@ export const appConfig: AppConfig = loadAppConfig();
 /** Errors worth another try: the callee was unreachable or timed out, not a refusal. */
 function isRetryable(err: Error): boolean {
 	return Boolean((err as Errors.MoleculerRetryableError).retryable);
+}
+
+/**
+ * Gives credentials from named variables to the NATS transporter. It reads `user`/`pass` only from
+ * its `url` (overwriting any given beside it), so the url becomes the `servers` list it stands for.
+ */
+function applyNatsAuth(broker: ServiceBroker): void {
+	const tx = (broker.transit as unknown as { tx?: { opts?: Record<string, unknown> } })?.tx;
+	const opts = tx?.opts;
+	if (!opts || Object.keys(appConfig.natsAuth).length === 0) return;
+	if (typeof opts.url === "string") {
+		opts.servers = opts.url.split(",").map(url => new URL(url.trim()).host);
+		delete opts.url;
+	}
+	Object.assign(opts, appConfig.natsAuth);
 }
 
 const brokerConfig: BrokerOptions = {
@@ -183,7 +225,10 @@ const brokerConfig: BrokerOptions = {
 	},
 
 	// A taken metrics port would crash the node with an unhandled 'error' event; say what to do.
+	// moleculer-runner replaces the `transporter` option with the TRANSPORTER variable as it is, so
+	// credentials from named variables are given to the NATS transporter here, before it connects.
 	created(broker) {
+		applyNatsAuth(broker);
 		const reporters = (broker.metrics as unknown as { reporter?: { server?: Server }[] })
 			.reporter;
 		for (const reporter of reporters ?? [])

@@ -8,6 +8,7 @@ export interface ServerHandle {
 export function ensureBinary(name: "nats-server" | "ferretdb"): string;
 export function ensureBinaries(): string[];
 export function freePort(): Promise<number>;
-export function startNats(): Promise<ServerHandle & { url: string }>;
+export type NatsAuth = { user: string; password: string; token?: undefined } | { token: string };
+export function startNats(options?: { auth?: NatsAuth }): Promise<ServerHandle & { url: string }>;
 export function startFerretDB(): Promise<ServerHandle & { uri: string }>;
 export const BIN_DIR: string;

@@ -143,17 +143,33 @@ async function runServer(name, bin, args, port, cwd) {
 	};
 }
 
-/** A fresh nats-server on a free loopback port. */
-async function startNats() {
+/**
+ * A fresh nats-server on a free loopback port. With `auth` ({ user, password } or { token }) it
+ * admits only clients that present them (an `authorization` block in a config file of its own).
+ */
+async function startNats(options = {}) {
 	const port = await freePort();
 	const bin = ensureBinary("nats-server");
-	const server = await runServer(
-		"nats-server",
-		bin,
-		["-a", "127.0.0.1", "-p", String(port)],
-		port
-	);
-	return { ...server, url: `nats://127.0.0.1:${port}` };
+	const args = ["-a", "127.0.0.1", "-p", String(port)];
+	let dir = null;
+	if (options.auth) {
+		dir = fs.mkdtempSync(path.join(os.tmpdir(), "nats-"));
+		const { user, password, token } = options.auth;
+		const block = token
+			? `token: ${JSON.stringify(token)}`
+			: `user: ${JSON.stringify(user)}\n\tpassword: ${JSON.stringify(password)}`;
+		fs.writeFileSync(path.join(dir, "nats.conf"), `authorization {\n\t${block}\n}\n`);
+		args.push("-c", path.join(dir, "nats.conf"));
+	}
+	const server = await runServer("nats-server", bin, args, port);
+	return {
+		...server,
+		url: `nats://127.0.0.1:${port}`,
+		stop: async signal => {
+			await server.stop(signal);
+			if (dir) fs.rmSync(dir, { recursive: true, force: true });
+		}
+	};
 }
 
 /** A fresh FerretDB (SQLite backend) on a free loopback port, with its data in a temp folder. */
