@@ -6,10 +6,14 @@
 import cluster from "node:cluster";
 import type { Server } from "node:http";
 import path from "node:path";
-import type { BrokerOptions, Errors } from "moleculer";
+import type { BrokerOptions, Errors, ServiceBroker } from "moleculer";
 import { replCommands } from "./lib/repl-commands";
 
 type Env = Record<string, string | undefined>;
+
+const DEFAULT_METRICS_PORT = 3030;
+/** How far a taken default metrics port moves up (several `--instances` groups on one host). */
+const METRICS_PORT_SEARCH = 100;
 
 export class ConfigError extends Error {
 	override name = "ConfigError";
@@ -75,7 +79,7 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 
 	// A cluster worker gets its own metrics port so that every node can be scraped.
 	const workerOffset = cluster.isWorker && cluster.worker ? cluster.worker.id - 1 : 0;
-	const metricsPort = readInt(env, "METRICS_PORT", 3030, 0, 65535);
+	const metricsPort = readInt(env, "METRICS_PORT", DEFAULT_METRICS_PORT, 0, 65535);
 
 	return {
 		services,
@@ -101,6 +105,8 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		/** Longest the gateway trusts its cached show list without an event having refreshed it. */
 		showsCacheTtlMs: readInt(env, "SHOWS_CACHE_TTL_MS", 30000, 0, 3600000),
 		metricsPort: metricsPort === 0 ? 0 : metricsPort + workerOffset,
+		/** Only the default port may move to a free one; a port the operator chose must be that port. */
+		metricsPortChosen: Boolean(env.METRICS_PORT?.trim()),
 		// Not `TRACING`: moleculer-runner overwrites any broker option named like an env variable.
 		tracing: env.TRACE_EXPORTER === "console",
 		corsOrigins: (env.CORS_ORIGINS ?? "")
@@ -114,6 +120,41 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 export type AppConfig = ReturnType<typeof loadAppConfig>;
 
 export const appConfig: AppConfig = loadAppConfig();
+
+interface MetricsReporter {
+	server?: Server;
+	opts: { host?: string };
+}
+
+function moveMetricsPortWhenTaken(broker: ServiceBroker, server: Server, opts: { host?: string }) {
+	const first = appConfig.metricsPort;
+	let port = first;
+	server.on("error", (err: NodeJS.ErrnoException) => {
+		if (
+			err.code === "EADDRINUSE" &&
+			!appConfig.metricsPortChosen &&
+			port < first + METRICS_PORT_SEARCH
+		) {
+			port += 1;
+			// exclusive: a cluster worker binds the port itself instead of sharing its primary's
+			// handle, so two workers of one group never end up on one port.
+			server.close(() => undefined);
+			server.listen({ port, host: opts.host, exclusive: true });
+			return;
+		}
+		broker.fatal(
+			`METRICS_PORT ${port} cannot be used (${err.code}): ` +
+				`set another METRICS_PORT, or 0 to turn metrics off`
+		);
+	});
+	server.once("listening", () => {
+		if (port !== first)
+			broker.logger.info(
+				`Metrics port ${first} is taken: serving /metrics on port ${port} instead ` +
+					`(set METRICS_PORT to choose one)`
+			);
+	});
+}
 
 /** Errors worth another try: the callee was unreachable or timed out, not a refusal. */
 function isRetryable(err: Error): boolean {
@@ -172,18 +213,13 @@ const brokerConfig: BrokerOptions = {
 		}
 	},
 
-	// A taken metrics port would crash the node with an unhandled 'error' event; say what to do.
+	// A taken metrics port would crash the node with an unhandled 'error' event. The default port
+	// moves up to the next free one, so that several `npm start -- --instances N` groups share a
+	// host; a port the operator set stops the node with a message that says what to do.
 	created(broker) {
-		const reporters = (broker.metrics as unknown as { reporter?: { server?: Server }[] })
-			.reporter;
+		const reporters = (broker.metrics as unknown as { reporter?: MetricsReporter[] }).reporter;
 		for (const reporter of reporters ?? [])
-			reporter.server?.on("error", (err: NodeJS.ErrnoException) =>
-				broker.fatal(
-					`METRICS_PORT ${appConfig.metricsPort} cannot be used (${err.code}): ` +
-						`set another METRICS_PORT, or 0 to turn metrics off`,
-					err
-				)
-			);
+			if (reporter.server) moveMetricsPortWhenTaken(broker, reporter.server, reporter.opts);
 	},
 
 	// Operator commands for `npm run repl`: shows, reservations, holds, add-show, resize, cancel.
