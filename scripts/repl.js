@@ -54,10 +54,25 @@ function isAlive(pid) {
 	}
 }
 
-new Runner().start([
-	process.argv[0],
-	__filename,
-	"--config",
-	path.join(root, "dist", "moleculer.config.js"),
-	"--repl"
-]);
+// The REPL opens once this node's broker runs and, in a cluster, once shows and reservations are
+// reachable, so that the first command does not meet "service not found".
+const runner = new Runner();
+runner
+	.start([
+		process.argv[0],
+		__filename,
+		"--config",
+		path.join(root, "dist", "moleculer.config.js")
+	])
+	.then(async () => {
+		const broker = runner.broker;
+		if (!broker) return;
+		await broker
+			.waitForServices(["shows", "reservations"], 15000)
+			.catch(() =>
+				broker.logger.warn(
+					"shows and reservations are not reachable yet; their commands answer once they join"
+				)
+			);
+		broker.repl();
+	});
