@@ -10,6 +10,7 @@
  */
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { BIN_DIR, ensureBinary, freePort } from "../../scripts/servers";
@@ -176,6 +177,29 @@ describe("as a cluster over real nats-server and FerretDB processes", () => {
 		}
 	}, 240000);
 
+	it("a METRICS_PORT set explicitly that is taken stops the node with a plain message", async () => {
+		const taken = net.createServer();
+		await new Promise<void>(resolve => taken.listen(0, () => resolve()));
+		const port = (taken.address() as net.AddressInfo).port;
+		try {
+			const node = shell(
+				"npm start",
+				readerEnv({
+					SERVICES: "api",
+					PORT: String(await freePort()),
+					METRICS_PORT: String(port)
+				})
+			);
+			running.push(node);
+			expect(await node.exited).not.toBe(0);
+			expect(node.output()).toContain(
+				`METRICS_PORT ${port} cannot be used (EADDRINUSE): set another METRICS_PORT, or 0 to turn metrics off`
+			);
+		} finally {
+			taken.close();
+		}
+	}, 60000);
+
 	it("npm run repl joins the cluster and runs the operator commands", async () => {
 		await runSession("repl-cluster", readerEnv());
 	}, 120000);
@@ -201,7 +225,6 @@ it("runs every marked README block", () => {
 });
 
 async function waitForPort(port: number) {
-	const net = await import("node:net");
 	for (let i = 0; i < 200; i++) {
 		const open = await new Promise<boolean>(resolve => {
 			const socket = net.connect(port, "127.0.0.1");
