@@ -236,7 +236,12 @@ function serviceNodes(broker) {
  * knows them all; `extraShows` more shows are created through `shows.create` (as an operator's
  * REPL would) before it starts. `prepareStore(mongoUri)` runs before any service starts.
  */
-async function startCluster({ showsInstances = 1, extraShows = 0, prepareStore } = {}) {
+async function startCluster({
+	showsInstances = 1,
+	extraShows = 0,
+	extraShowSeats = 100000,
+	prepareStore
+} = {}) {
 	const id = crypto.randomBytes(4).toString("hex");
 	const nats = await startNats();
 	cleanups.push(() => nats.stop());
@@ -291,7 +296,7 @@ async function startCluster({ showsInstances = 1, extraShows = 0, prepareStore }
 		for (let i = 0; i < extraShows; i++) {
 			const show = await watcher.call("shows.create", {
 				name: `Bench show ${i + 1}`,
-				houseSize: 100000
+				houseSize: extraShowSeats
 			});
 			showIDs.push(show._id);
 		}
@@ -308,7 +313,15 @@ async function startCluster({ showsInstances = 1, extraShows = 0, prepareStore }
 		// Health needs one node of each; give the gateway's discovery a moment to hear the rest.
 		await sleep(1000);
 		await watcher.stop();
-		return { kind: "cluster", baseUrl, namespace, showIDs, processes, stop };
+		return {
+			kind: "cluster",
+			baseUrl,
+			namespace,
+			showIDs,
+			processes,
+			stop,
+			mongoUri: mongo.uri
+		};
 	} catch (err) {
 		await watcher.stop().catch(() => undefined);
 		await stop();
