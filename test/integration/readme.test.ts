@@ -149,7 +149,7 @@ describe("on one embedded process", () => {
 
 	it("npm start -- --repl gives an embedded system its REPL with the operator commands", async () => {
 		await system.stop();
-		await runSession("repl-embedded", readerEnv({ METRICS_PORT: "0" }));
+		await runSession("repl-embedded", readerEnv());
 	}, 120000);
 });
 
