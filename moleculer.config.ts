@@ -11,6 +11,10 @@ import { replCommands } from "./lib/repl-commands";
 
 type Env = Record<string, string | undefined>;
 
+const DEFAULT_METRICS_PORT = 3030;
+/** How far a taken default metrics port moves up (several `--instances` groups on one host). */
+const METRICS_PORT_SEARCH = 100;
+
 export class ConfigError extends Error {
 	override name = "ConfigError";
 }
@@ -97,7 +101,7 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 
 	// A cluster worker gets its own metrics port so that every node can be scraped.
 	const workerOffset = cluster.isWorker && cluster.worker ? cluster.worker.id - 1 : 0;
-	const metricsPort = readInt(env, "METRICS_PORT", 3030, 0, 65535);
+	const metricsPort = readInt(env, "METRICS_PORT", DEFAULT_METRICS_PORT, 0, 65535);
 
 	return {
 		services,
@@ -138,6 +142,8 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		eventsHeartbeatMs: readInt(env, "EVENTS_HEARTBEAT_MS", 15000, 100, 600000),
 		eventsBacklog: readInt(env, "EVENTS_BACKLOG", 1000, 0, 100000),
 		metricsPort: metricsPort === 0 ? 0 : metricsPort + workerOffset,
+		/** Only the default port may move to a free one; a port the operator chose must be that port. */
+		metricsPortChosen: Boolean(env.METRICS_PORT?.trim()),
 		// Not `TRACING`: moleculer-runner overwrites any broker option named like an env variable.
 		tracing: env.TRACE_EXPORTER === "console",
 		corsOrigins: (env.CORS_ORIGINS ?? "")
@@ -151,6 +157,41 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 export type AppConfig = ReturnType<typeof loadAppConfig>;
 
 export const appConfig: AppConfig = loadAppConfig();
+
+interface MetricsReporter {
+	server?: Server;
+	opts: { host?: string };
+}
+
+function moveMetricsPortWhenTaken(broker: ServiceBroker, server: Server, opts: { host?: string }) {
+	const first = appConfig.metricsPort;
+	let port = first;
+	server.on("error", (err: NodeJS.ErrnoException) => {
+		if (
+			err.code === "EADDRINUSE" &&
+			!appConfig.metricsPortChosen &&
+			port < first + METRICS_PORT_SEARCH
+		) {
+			port += 1;
+			// exclusive: a cluster worker binds the port itself instead of sharing its primary's
+			// handle, so two workers of one group never end up on one port.
+			server.close(() => undefined);
+			server.listen({ port, host: opts.host, exclusive: true });
+			return;
+		}
+		broker.fatal(
+			`METRICS_PORT ${port} cannot be used (${err.code}): ` +
+				`set another METRICS_PORT, or 0 to turn metrics off`
+		);
+	});
+	server.once("listening", () => {
+		if (port !== first)
+			broker.logger.info(
+				`Metrics port ${first} is taken: serving /metrics on port ${port} instead ` +
+					`(set METRICS_PORT to choose one)`
+			);
+	});
+}
 
 /** Errors worth another try: the callee was unreachable or timed out, not a refusal. */
 function isRetryable(err: Error): boolean {
@@ -224,21 +265,16 @@ const brokerConfig: BrokerOptions = {
 		}
 	},
 
-	// A taken metrics port would crash the node with an unhandled 'error' event; say what to do.
+	// A taken metrics port would crash the node with an unhandled 'error' event. The default port
+	// moves up to the next free one, so that several `npm start -- --instances N` groups share a
+	// host; a port the operator set stops the node with a message that says what to do.
 	// moleculer-runner replaces the `transporter` option with the TRANSPORTER variable as it is, so
 	// credentials from named variables are given to the NATS transporter here, before it connects.
 	created(broker) {
 		applyNatsAuth(broker);
-		const reporters = (broker.metrics as unknown as { reporter?: { server?: Server }[] })
-			.reporter;
+		const reporters = (broker.metrics as unknown as { reporter?: MetricsReporter[] }).reporter;
 		for (const reporter of reporters ?? [])
-			reporter.server?.on("error", (err: NodeJS.ErrnoException) =>
-				broker.fatal(
-					`METRICS_PORT ${appConfig.metricsPort} cannot be used (${err.code}): ` +
-						`set another METRICS_PORT, or 0 to turn metrics off`,
-					err
-				)
-			);
+			if (reporter.server) moveMetricsPortWhenTaken(broker, reporter.server, reporter.opts);
 	},
 
 	// Operator commands for `npm run repl`: shows, reservations, holds, add-show, resize, cancel.

@@ -5,7 +5,7 @@ export interface ServerHandle {
 	restart(): Promise<void>;
 	log(): string;
 }
-export function ensureBinary(name: "nats-server" | "ferretdb"): string;
+export function ensureBinary(name: "nats-server" | "ferretdb" | "docker-compose"): string;
 export function ensureBinaries(): string[];
 export function freePort(): Promise<number>;
 export type NatsAuth = { user: string; password: string; token?: undefined } | { token: string };
