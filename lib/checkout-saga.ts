@@ -10,8 +10,7 @@
 import crypto from "node:crypto";
 import type { Context, ServiceBroker } from "moleculer";
 import { checkoutFailed, idempotencyKeyReused, tooManyTickets } from "./errors";
-import type { HoldView, Reservation } from "./types";
-import type { ReservationDoc } from "../services/reservations.service";
+import type { HoldState, HoldView, Reservation, ReservationDoc } from "./types";
 
 export interface CheckoutParams {
 	showID: string;
@@ -117,29 +116,36 @@ export async function resumeCheckout(
 	resume = false
 ): Promise<BookingAnswer> {
 	const { showID, name, count } = ctx.params;
-	let hold: HoldView & { created: boolean };
-	try {
+	// The hold needs only the show, the pending reservation only the request: they run together,
+	// and the pivot (confirmHold) waits for both. One round trip less between hosts.
+	const [held, recorded] = await Promise.allSettled([
 		// `resume`: an earlier attempt may have sold these seats already; shows looks that up.
-		hold = await ctx.call("shows.holdSeats", { showID, holdId: checkoutId, count, resume });
-	} catch (err) {
-		// A timeout leaves it unknown whether the hold happened: undo it in case it did.
-		if (!isClientError(err)) await releaseQuietly(host, showID, checkoutId);
-		throw err;
-	}
-
-	try {
-		await ctx.call("reservations.create", {
-			checkoutId,
+		ctx.call<HoldView & { created: boolean }, object>("shows.holdSeats", {
 			showID,
-			name,
-			guests: count,
-			fingerprint
-		});
-	} catch (err) {
+			holdId: checkoutId,
+			count,
+			resume
+		}),
+		ctx.call("reservations.create", { checkoutId, showID, name, guests: count, fingerprint })
+	]);
+	if (held.status === "rejected") {
+		// Refused (not enough seats, unknown show), or unknown (a timeout): undo a hold in case it
+		// happened. Once no seats are held, the checkout it recorded has failed; if that cannot be
+		// known now, it stays pending and the reconciler settles it by its seats.
+		const state = isClientError(held.reason)
+			? "refused"
+			: await releaseQuietly(host, showID, checkoutId);
+		// `confirmed`: an earlier attempt of this checkout sold the seats; never fail that one.
+		const noSeats = state !== null && state !== "confirmed";
+		if (noSeats && recorded.status === "fulfilled")
+			await failQuietly(host, checkoutId, "no seats held");
+		throw held.reason;
+	}
+	if (recorded.status === "rejected") {
 		// Only undo a hold this attempt made: a pre-existing one belongs to an earlier
 		// attempt of this checkout, which the reconciler settles.
-		if (hold.created) await releaseQuietly(host, showID, checkoutId);
-		throw err;
+		if (held.value.created) await releaseQuietly(host, showID, checkoutId);
+		throw recorded.reason;
 	}
 
 	try {
@@ -166,21 +172,36 @@ export async function resumeCheckout(
 	return bookingAnswer(reservation);
 }
 
+/** Records a checkout as failed, or leaves it pending for the reconciler if that fails too. */
+async function failQuietly(host: SagaHost, id: string, reason: string): Promise<void> {
+	try {
+		await host.broker.call("reservations.fail", { id, reason }, { timeout: 5000 });
+	} catch (err) {
+		host.logger.warn(`Checkout ${id} left for the reconciler: ${(err as Error).message}`);
+	}
+}
+
+/**
+ * Gives back a hold this checkout may have (never sold seats). Resolves to where its seats stood,
+ * as shows answered, or null when shows could not be asked now.
+ */
 export async function releaseQuietly(
 	host: SagaHost,
 	showID: string,
 	holdId: string
-): Promise<void> {
+): Promise<HoldState | null> {
 	try {
 		// Not through `ctx`: the checkout's time budget may be spent by now.
-		await host.broker.call(
+		const { state } = await host.broker.call<{ state: HoldState }, object>(
 			"shows.releaseSeats",
 			{ showID, holdId, onlyIfHeld: true },
 			{ timeout: 5000 }
 		);
+		return state;
 	} catch (err) {
 		host.logger.warn(
 			`Could not release hold ${holdId} now; it expires by itself: ${(err as Error).message}`
 		);
+		return null;
 	}
 }

@@ -20,6 +20,8 @@ export interface ShowListCache {
 	/** Serialised answers (lib/show-reads.ts), dropped whenever what they show changes. */
 	firstPage: ReadAnswer | null;
 	answers: Map<string, ReadAnswer>;
+	/** The newest document version applied per show, from events and answers. */
+	versions: Map<string, number>;
 }
 
 export function createShowListCache(): ShowListCache {
@@ -30,7 +32,8 @@ export function createShowListCache(): ShowListCache {
 		generation: 0,
 		refreshing: null,
 		firstPage: null,
-		answers: new Map()
+		answers: new Map(),
+		versions: new Map()
 	};
 }
 
@@ -73,15 +76,24 @@ export function loadShows(
 	return refresh;
 }
 
-/** A show's seats or size changed somewhere: patch the cached list in place. */
-export function patchShow(cache: ShowListCache, show: PublicShow): void {
+/**
+ * A show's seats or size changed somewhere: patch the cached list in place. A state older than
+ * one already applied (an event that arrives after a newer answer or event) is dropped.
+ */
+export function patchShow(cache: ShowListCache, show: PublicShow & { version?: number }): void {
+	const known = cache.versions.get(show._id);
+	if (show.version !== undefined) {
+		if (known !== undefined && known >= show.version) return;
+		cache.versions.set(show._id, show.version);
+	}
 	cache.generation++;
 	cache.firstPage = null;
 	cache.answers.delete(show._id);
 	if (!cache.shows) return;
 	const cached = cache.byId.get(show._id);
+	const { _id, name, houseSize, reserved, available } = show;
 	// A new show: refetch, so the list keeps the store's order.
-	if (cached) Object.assign(cached, show);
+	if (cached) Object.assign(cached, { _id, name, houseSize, reserved, available });
 	else cache.shows = null;
 }
 

@@ -5,11 +5,13 @@
  * that refuses fails alone; the others of its batch still count.
  */
 import { storeConflict } from "./errors";
+import type { ShowState } from "./types";
 import { createBatchQueue, type Outcome } from "./batch-queue";
 import {
 	dropExpiredHolds,
 	markSettled,
 	refreshDerived,
+	toPublicShow,
 	unsettled,
 	type Hold,
 	type Releasing,
@@ -63,6 +65,8 @@ export interface ShowWriter {
 	/** Writes nothing new: the batch it joins drops expired holds and settles what waits. */
 	settle(showID: string): Promise<unknown>;
 	findSettled(showID: string, holdId: string): Promise<Settled | null>;
+	/** The show as this node last wrote it, if it has. */
+	latest(showID: string): ShowState | undefined;
 }
 
 const SETTLE_ONLY: ShowChange<null> = () => ({ result: null, changed: false });
@@ -71,6 +75,7 @@ export function createShowWriter(
 	store: ShowStore,
 	options: { maxChangesPerWrite: number; maxWriteAttempts: number }
 ): ShowWriter {
+	const latest = new Map<string, ShowState>();
 	const queue = createBatchQueue<ShowChange<unknown>, unknown>(
 		applyChanges,
 		options.maxChangesPerWrite
@@ -118,6 +123,7 @@ export function createShowWriter(
 			if (!changed) return outcomes;
 			refreshDerived(show, now);
 			if (await store.save(show, expectedVersion)) {
+				latest.set(showID, { ...toPublicShow(show, now), version: show.version });
 				store.saved(show, expired);
 				// What this write decided is settled by the next write; when no other change is
 				// waiting to carry it, a settle-only change does.
@@ -143,6 +149,7 @@ export function createShowWriter(
 			return queue.push(showID, change as ShowChange<unknown>) as Promise<T>;
 		},
 		settle: showID => writer.mutate(showID, SETTLE_ONLY),
+		latest: showID => latest.get(showID),
 		async findSettled(showID, holdId) {
 			const records = store.records();
 			const [sale, release] = await Promise.all([

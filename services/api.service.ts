@@ -45,7 +45,7 @@ import { assetOptions, publicFolder } from "../lib/box-office";
 import { createEventStream, eventsRoute, type EventStream } from "../lib/event-stream";
 import { plainText } from "../lib/text";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
-import type { PublicShow, Reservation } from "../lib/types";
+import type { PublicShow, Reservation, ShowState } from "../lib/types";
 
 export type { BookingAnswer } from "../lib/checkout-saga";
 
@@ -57,6 +57,11 @@ interface ApiSettings extends ServiceSettingSchema {
 
 interface ApiMethods extends MetricsMethods {
 	httpHandler(req: IncomingMessage, res: ServerResponse, next: () => void): unknown;
+}
+
+/** The show's seats after a write this request made, handed back by shows (see ShowState). */
+interface SeatsMeta {
+	showState?: ShowState;
 }
 
 interface ApiLocals {
@@ -241,15 +246,19 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 				name: { type: "string", trim: true, min: 1, custom: plainText(100) },
 				count: { type: "number", integer: true, min: 1 }
 			},
-			handler(ctx: Context<CheckoutParams, CheckoutMeta>): Promise<BookingAnswer> {
+			async handler(
+				ctx: Context<CheckoutParams, CheckoutMeta & SeatsMeta>
+			): Promise<BookingAnswer> {
 				// A show this node knows to be sold out is refused without touching a store; a
 				// show with seats left always asks the store, which decides every booking.
 				const { showID, count } = ctx.params;
 				const ttl = this.settings.showsCacheTtlMs;
 				const soldOut = knownSoldOut(this.showsCache, ttl, showID, count);
-				if (soldOut && count <= this.settings.maxTicketsPerOrder)
-					return Promise.reject(soldOut);
-				return runCheckout(this, ctx, this.settings.maxTicketsPerOrder);
+				if (soldOut && count <= this.settings.maxTicketsPerOrder) throw soldOut;
+				const booking = await runCheckout(this, ctx, this.settings.maxTicketsPerOrder);
+				// The client's next read shows its booking, event or not.
+				if (ctx.meta.showState) patchShow(this.showsCache, ctx.meta.showState);
+				return booking;
 			}
 		},
 
@@ -264,12 +273,13 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 
 		cancelReservation: {
 			params: { id: { type: "string", max: 128 } },
-			async handler(ctx: Context<{ id: string }>) {
+			async handler(ctx: Context<{ id: string }, SeatsMeta>) {
 				const { id } = ctx.params;
 				if (!RESERVATION_ID_PATTERN.test(id)) throw reservationNotFound(id);
 				const reservation = await ctx.call<Reservation, object>("reservations.cancel", {
 					id
 				});
+				if (ctx.meta.showState) patchShow(this.showsCache, ctx.meta.showState);
 				return {
 					canceled: true,
 					_id: reservation._id,

@@ -34,7 +34,7 @@ import {
 } from "../lib/errors";
 import { atMostChars } from "../lib/text";
 import { claimKey, purgeExpiredKeys, type IdempotencyKeyDoc } from "../lib/idempotency-keys";
-import type { HoldState, Reservation } from "../lib/types";
+import type { HoldState, Reservation, ReservationDoc } from "../lib/types";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 
 /** The booking as asked for; written once. */
@@ -64,13 +64,6 @@ interface TodoDoc {
 	at: number;
 }
 
-export interface ReservationDoc extends Reservation {
-	fingerprint: string;
-	/** For a canceled reservation: whether its seats are back on sale yet. */
-	seatsReleased?: boolean;
-	failReason?: string;
-}
-
 interface ReservationsSettings extends ServiceSettingSchema {
 	holdTtlSeconds: number;
 	sweepIntervalMs: number;
@@ -91,7 +84,7 @@ interface ReservationsMethods extends DbMethods, MetricsMethods {
 		status: "confirmed" | "failed",
 		reason?: string
 	): Promise<StateDoc & { recorded: boolean }>;
-	releaseCanceledSeats(id: string, showID: string): Promise<void>;
+	releaseCanceledSeats(id: string, showID: string, ctx?: Context): Promise<void>;
 	reconcileCheckouts(): Promise<void>;
 	reconcilePending(id: string, showID: string): Promise<void>;
 }
@@ -347,7 +340,7 @@ const ReservationsService: ServiceSchema<
 					ctx.emit("reservations.canceled", reservation);
 				}
 				// The cancel is recorded; if the release fails now, the reconciler repeats it.
-				await this.releaseCanceledSeats(id, booking.showID).catch(err =>
+				await this.releaseCanceledSeats(id, booking.showID, ctx).catch(err =>
 					this.logger.warn(
 						`Seats of canceled reservation ${id} not released yet, will retry: ${(err as Error).message}`
 					)
@@ -437,12 +430,18 @@ const ReservationsService: ServiceSchema<
 			const recorded = await this.side.reservation_states.insertOnce({ ...fact });
 			const outcome = recorded ? fact : ((await this.findFact(fact._id)) as StateDoc);
 			this.remember(`fact:${fact._id}`, outcome);
-			await this.side.open_checkouts.removeById(id);
+			// Not waited for: the outcome is recorded, and the reconciler removes a decided
+			// checkout it still finds on its list.
+			this.side.open_checkouts
+				.removeById(id)
+				.catch(err => this.logger.warn(`Open checkout ${id} stays listed: ${err.message}`));
 			return { ...outcome, recorded };
 		},
 
-		async releaseCanceledSeats(id: string, showID: string): Promise<void> {
-			await this.broker.call("shows.releaseSeats", { showID, holdId: id });
+		async releaseCanceledSeats(id: string, showID: string, ctx?: Context): Promise<void> {
+			// Through the cancel's context when there is one: the show's new seats come back in
+			// its meta to the gateway (see shows.releaseSeats).
+			await (ctx ?? this.broker).call("shows.releaseSeats", { showID, holdId: id });
 			await this.side.seat_releases.removeById(id);
 		},
 

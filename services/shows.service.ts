@@ -34,7 +34,7 @@ import {
 	toPublicShow,
 	type ShowDoc
 } from "../lib/show-seats";
-import type { HoldState, HoldView, PublicShow } from "../lib/types";
+import type { HoldState, HoldView, PublicShow, ShowState } from "../lib/types";
 
 interface ShowsSettings extends ServiceSettingSchema {
 	holdTtlSeconds: number;
@@ -43,6 +43,7 @@ interface ShowsSettings extends ServiceSettingSchema {
 }
 
 interface ShowsMethods extends DbMethods, MetricsMethods {
+	answerShowState(ctx: Context<unknown, { showState?: ShowState }>, showID: string): void;
 	loadShow(showID: string): Promise<ShowDoc>;
 	saveShow(show: ShowDoc, expectedVersion: number): Promise<boolean>;
 	sweepExpiredHolds(): Promise<void>;
@@ -166,6 +167,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 					})
 				);
 				if (result.created) this.countMetric(SEATS_HELD, undefined, count);
+				this.answerShowState(ctx, showID);
 				return result;
 			}
 		},
@@ -181,6 +183,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 					sellHold(showID, holdId, this.writer.findSettled)
 				);
 				if (sold) this.countMetric(SEATS_SOLD, undefined, view.count);
+				this.answerShowState(ctx, showID);
 				return view;
 			}
 		},
@@ -208,6 +211,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				);
 				if (result.released > 0)
 					this.countMetric(SEATS_RELEASED, undefined, result.released);
+				this.answerShowState(ctx, showID);
 				return result;
 			}
 		},
@@ -297,6 +301,16 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 	},
 
 	methods: {
+		/**
+		 * Hands the show's seats after this node's last write to it back with the answer (Moleculer
+		 * returns `ctx.meta` to the caller), so a gateway shows its own client's booking or cancel on
+		 * the next read without waiting for the `shows.changed` event.
+		 */
+		answerShowState(ctx: Context<unknown, { showState?: ShowState }>, showID: string): void {
+			const state = this.writer.latest(showID);
+			if (state) ctx.meta.showState = state;
+		},
+
 		async loadShow(showID: string): Promise<ShowDoc> {
 			const doc = await this.adapter.findById(this.storeId(showID));
 			if (!doc) throw showNotFound(showID);
@@ -320,7 +334,10 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 			}
 			// The previous version's claim has done its work; dropping it keeps the claims few.
 			this.dropClaim(_id, expectedVersion).catch(() => undefined);
-			this.broker.broadcast("shows.changed", toPublicShow(show));
+			this.broker.broadcast("shows.changed", {
+				...toPublicShow(show),
+				version: show.version
+			});
 			return true;
 		},
 

@@ -81,3 +81,75 @@ describe("api: sold-out checkouts refused from the gateway's list", () => {
 		expect(storeCalls).toContain("shows.holdSeats");
 	});
 });
+
+describe("api: a client's own booking and cancel on its next read", () => {
+	let broker: ServiceBroker;
+
+	/** The gateway without its shows.changed listener: only answers can move its list. */
+	const deafApi = () => {
+		const schema = apiSchema({ showsCacheTtlMs: 3600000 });
+		return { ...schema, events: { ...schema.events, "shows.changed": () => undefined } };
+	};
+
+	const listed = async (showID: string) =>
+		(JSON.parse(String(await broker.call("api.listShows", {}))) as PublicShow[]).find(
+			s => s._id === showID
+		);
+
+	beforeAll(async () => {
+		broker = await startBroker([showsSchema(), reservationsSchema(), deafApi()]);
+	});
+
+	afterAll(async () => {
+		await broker.stop();
+	});
+
+	it("follows the seats that shows hands back with a checkout's and a cancel's answer", async () => {
+		const show = await createShow(broker, 10);
+		await broker.call("api.listShows", {});
+		await eventually("the list knows the new show", async () =>
+			Boolean(await listed(show._id))
+		);
+		const booking = (await broker.call("api.checkout", {
+			showID: show._id,
+			name: "Ann",
+			count: 4
+		})) as { _id: string };
+		expect(await listed(show._id)).toMatchObject({ reserved: 4, available: 6 });
+		await broker.call("api.cancelReservation", { id: booking._id });
+		expect(await listed(show._id)).toMatchObject({ reserved: 0, available: 10 });
+	});
+});
+
+describe("api: a late shows.changed never takes the list back", () => {
+	let broker: ServiceBroker;
+
+	beforeAll(async () => {
+		broker = await startBroker([
+			showsSchema(),
+			reservationsSchema(),
+			apiSchema({ showsCacheTtlMs: 3600000 })
+		]);
+	});
+
+	afterAll(async () => {
+		await broker.stop();
+	});
+
+	it("an event older than the state applied is dropped", async () => {
+		const show = await createShow(broker, 10);
+		await broker.call("api.checkout", { showID: show._id, name: "Ann", count: 3 });
+		const current = async () =>
+			(JSON.parse(String(await broker.call("api.listShows", {}))) as PublicShow[]).find(
+				s => s._id === show._id
+			);
+		await eventually("the booking is listed", async () => (await current())?.reserved === 3);
+		await broker.broadcast("shows.changed", {
+			...show,
+			reserved: 0,
+			available: 10,
+			version: 1
+		});
+		expect(await current()).toMatchObject({ reserved: 3, available: 7 });
+	});
+});

@@ -2,8 +2,7 @@ import crypto from "node:crypto";
 import { Errors, type Context, type ServiceBroker, type ServiceSchema } from "moleculer";
 import brokerConfig from "../../moleculer.config";
 import type { BookingAnswer } from "../../services/api.service";
-import type { PublicShow, Reservation } from "../../lib/types";
-import type { ReservationDoc } from "../../services/reservations.service";
+import type { PublicShow, Reservation, ReservationDoc } from "../../lib/types";
 import {
 	apiSchema,
 	createShow,
@@ -146,7 +145,7 @@ describe("api checkout saga", () => {
 			expect(await holdState(broker, show._id, answer._id)).toEqual({ state: "confirmed" });
 		});
 
-		it("not enough seats is 409 NOT_ENOUGH_SEATS with the remaining count, and records nothing", async () => {
+		it("not enough seats is 409 NOT_ENOUGH_SEATS with the remaining count, holds nothing, and its recorded checkout is failed", async () => {
 			const show = await createShow(broker, 10);
 			await checkout(broker, { showID: show._id, name: "Ann", count: 7 });
 			await expect(
@@ -157,7 +156,9 @@ describe("api checkout saga", () => {
 				message: "cannot reserve 7 seats. Only 3 remaining."
 			});
 			expect((await getShow(broker, show._id)).reserved).toBe(7);
-			expect(await reservationsOf(broker, show._id)).toHaveLength(1);
+			// The reservation was recorded beside the hold (they run together); the refusal failed it.
+			const statuses = (await reservationsOf(broker, show._id)).map(r => r.status).sort();
+			expect(statuses).toEqual(["confirmed", "failed"]);
 		});
 
 		it("an unknown show is 404 SHOW_NOT_FOUND", async () => {
@@ -576,14 +577,15 @@ describe("api checkout when an answer from shows is lost", () => {
 		lose.confirmHold = 0;
 	});
 
-	it("a hold whose answer timed out is released, and the timeout propagates", async () => {
+	it("a hold whose answer timed out is released, its checkout failed, and the timeout propagates", async () => {
 		const show = await createShow(broker, 10);
 		lose.holdSeats = 1;
 		await expect(
 			checkout(broker, { showID: show._id, name: "Ann", count: 4 })
 		).rejects.toMatchObject({ name: "RequestTimeoutError" });
 		expect((await getShow(broker, show._id)).reserved).toBe(0);
-		expect(await reservationsOf(broker, show._id)).toHaveLength(0);
+		const statuses = (await reservationsOf(broker, show._id)).map(r => r.status);
+		expect(statuses).toEqual(["failed"]);
 	});
 
 	it("a lost confirmation leaves the checkout pending, and a retry with the same key completes that same checkout", async () => {

@@ -1,6 +1,5 @@
 import { Errors, type ServiceBroker, type ServiceSchema } from "moleculer";
-import type { Reservation } from "../../lib/types";
-import type { ReservationDoc } from "../../services/reservations.service";
+import type { Reservation, ReservationDoc } from "../../lib/types";
 import {
 	createShow,
 	eventually,
