@@ -36,33 +36,14 @@ import { atMostChars } from "../lib/text";
 import { claimKey, purgeExpiredKeys, type IdempotencyKeyDoc } from "../lib/idempotency-keys";
 import type { HoldState, Reservation, ReservationDoc } from "../lib/types";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
-
-/** The booking as asked for; written once. */
-interface BookingDoc {
-	_id: string;
-	showID: string;
-	name: string;
-	guests: number;
-	/** Hash of what was asked for, to tell a replay from a reuse of an Idempotency-Key. */
-	fingerprint: string;
-	createdAt: number;
-}
-
-/** One fact about a reservation: `<id>:outcome` or `<id>:canceled`. */
-interface StateDoc {
-	_id: string;
-	reservation: string;
-	status: "confirmed" | "failed" | "canceled";
-	at: number;
-	reason?: string;
-}
-
-/** An entry of a to-do list (`open_checkouts`, `seat_releases`). */
-interface TodoDoc {
-	_id: string;
-	showID: string;
-	at: number;
-}
+import {
+	createReservationFacts,
+	toPublicReservation,
+	type BookingDoc,
+	type ReservationFacts,
+	type StateDoc,
+	type TodoDoc
+} from "../lib/reservation-facts";
 
 interface ReservationsSettings extends ServiceSettingSchema {
 	holdTtlSeconds: number;
@@ -74,16 +55,6 @@ interface ReservationsSettings extends ServiceSettingSchema {
 }
 
 interface ReservationsMethods extends DbMethods, MetricsMethods {
-	findReservation(id: string): Promise<ReservationDoc | null>;
-	findBooking(id: string): Promise<BookingDoc | null>;
-	findFact(factId: string): Promise<StateDoc | null>;
-	recall<T>(key: string, load: () => Promise<T | null>): Promise<T | null>;
-	remember(key: string, value: unknown): void;
-	recordOutcome(
-		id: string,
-		status: "confirmed" | "failed",
-		reason?: string
-	): Promise<StateDoc & { recorded: boolean }>;
 	releaseCanceledSeats(id: string, showID: string, ctx?: Context): Promise<void>;
 	reconcileCheckouts(): Promise<void>;
 	reconcilePending(id: string, showID: string): Promise<void>;
@@ -101,8 +72,7 @@ interface ReservationsLocals {
 	>;
 	/** When expired Idempotency-Key records were last removed. */
 	keysPurgedAt: number;
-	/** Bookings and facts seen by this node (they never change), oldest first. */
-	remembered: Map<string, unknown>;
+	facts: ReservationFacts;
 	reconcileTimer: NodeJS.Timeout | null;
 }
 
@@ -110,8 +80,6 @@ const CANCELLATIONS = "tickets_cancellations_total";
 const RECONCILED = "tickets_checkouts_reconciled_total";
 /** A release listed this long ago whose cancel was never recorded belongs to a cancel that died. */
 const UNFINISHED_CANCEL_MS = 60 * 1000;
-/** Bookings and facts a node keeps in memory (a few MB). */
-const REMEMBERED_MAX = 20000;
 /** To-do entries the reconciler takes on per round. */
 const RECONCILE_BATCH = 500;
 
@@ -121,18 +89,6 @@ const KEY_PURGE_INTERVAL_MS = 10 * 60 * 1000;
 
 const RESERVATION_ID = { type: "string", pattern: /^[A-Za-z0-9_-]{8,64}$/ } as const;
 const SHOW_ID = { type: "string", pattern: /^[0-9a-fA-F]{24}$/ } as const;
-
-export function toPublicReservation(doc: ReservationDoc): Reservation {
-	return {
-		_id: doc._id,
-		showID: doc.showID,
-		name: doc.name,
-		guests: doc.guests,
-		status: doc.status,
-		createdAt: doc.createdAt,
-		updatedAt: doc.updatedAt
-	};
-}
 
 const ReservationsService: ServiceSchema<
 	ReservationsSettings,
@@ -207,10 +163,10 @@ const ReservationsService: ServiceSchema<
 					createdAt: now
 				};
 				if (await this.side.reservations.insertOnce({ ...booking })) {
-					this.remember(`booking:${checkoutId}`, booking);
+					this.facts.remember(`booking:${checkoutId}`, booking);
 					return { ...booking, status: "pending", updatedAt: now, created: true };
 				}
-				const existing = await this.findReservation(checkoutId);
+				const existing = await this.facts.findReservation(checkoutId);
 				if (!existing) throw reservationNotFound(checkoutId);
 				if (existing.fingerprint !== fingerprint) throw idempotencyKeyReused();
 				return { ...existing, created: false };
@@ -241,7 +197,7 @@ const ReservationsService: ServiceSchema<
 				return claimKey(
 					this.side.idempotency_keys,
 					{ _id: keyHash, checkoutId, fingerprint, createdAt: Date.now() },
-					() => this.findBooking(legacyId),
+					() => this.facts.findBooking(legacyId),
 					this.settings.idempotencyKeyHours * HOUR_MS
 				);
 			}
@@ -251,14 +207,14 @@ const ReservationsService: ServiceSchema<
 		findCheckout: {
 			params: { id: RESERVATION_ID },
 			async handler(ctx: Context<{ id: string }>): Promise<ReservationDoc | null> {
-				return this.findReservation(ctx.params.id);
+				return this.facts.findReservation(ctx.params.id);
 			}
 		},
 
 		get: {
 			params: { id: RESERVATION_ID },
 			async handler(ctx: Context<{ id: string }>): Promise<Reservation> {
-				const doc = await this.findReservation(ctx.params.id);
+				const doc = await this.facts.findReservation(ctx.params.id);
 				if (!doc) throw reservationNotFound(ctx.params.id);
 				return toPublicReservation(doc);
 			}
@@ -269,9 +225,9 @@ const ReservationsService: ServiceSchema<
 			params: { id: RESERVATION_ID },
 			async handler(ctx: Context<{ id: string }>): Promise<Reservation> {
 				const { id } = ctx.params;
-				const outcome = await this.recordOutcome(id, "confirmed");
+				const outcome = await this.facts.recordOutcome(id, "confirmed");
 				if (outcome.status === "failed") throw checkoutFailed(id);
-				const booking = await this.findBooking(id);
+				const booking = await this.facts.findBooking(id);
 				if (!booking) throw reservationNotFound(id);
 				const confirmed = toPublicReservation({
 					...booking,
@@ -288,8 +244,8 @@ const ReservationsService: ServiceSchema<
 			params: { id: RESERVATION_ID, reason: { type: "string", max: 200 } },
 			async handler(ctx: Context<{ id: string; reason: string }>): Promise<Reservation> {
 				const { id, reason } = ctx.params;
-				await this.recordOutcome(id, "failed", reason);
-				const doc = await this.findReservation(id);
+				await this.facts.recordOutcome(id, "failed", reason);
+				const doc = await this.facts.findReservation(id);
 				if (!doc) throw reservationNotFound(id);
 				return toPublicReservation(doc);
 			}
@@ -304,8 +260,8 @@ const ReservationsService: ServiceSchema<
 			async handler(ctx: Context<{ id: string }>): Promise<Reservation> {
 				const { id } = ctx.params;
 				const [booking, outcome] = await Promise.all([
-					this.findBooking(id),
-					this.findFact(`${id}:outcome`)
+					this.facts.findBooking(id),
+					this.facts.findFact(`${id}:outcome`)
 				]);
 				if (!booking) throw reservationNotFound(id);
 				if (outcome?.status !== "confirmed")
@@ -328,8 +284,8 @@ const ReservationsService: ServiceSchema<
 					at: now
 				};
 				const canceled = await this.side.reservation_states.insertOnce({ ...fact });
-				const recorded = canceled ? fact : ((await this.findFact(fact._id)) ?? fact);
-				this.remember(`fact:${fact._id}`, recorded);
+				const recorded = canceled ? fact : ((await this.facts.findFact(fact._id)) ?? fact);
+				this.facts.remember(`fact:${fact._id}`, recorded);
 				const reservation = toPublicReservation({
 					...booking,
 					status: "canceled",
@@ -358,7 +314,7 @@ const ReservationsService: ServiceSchema<
 					sort: ["-createdAt"]
 				});
 				const docs = await Promise.all(
-					bookings.map(b => this.findReservation(String(b._id)))
+					bookings.map(b => this.facts.findReservation(String(b._id)))
 				);
 				return docs.flatMap(doc => (doc ? [toPublicReservation(doc)] : []));
 			}
@@ -366,78 +322,6 @@ const ReservationsService: ServiceSchema<
 	},
 
 	methods: {
-		/** A booking with its status, from its facts: canceled, else its outcome, else pending. */
-		async findReservation(id: string): Promise<ReservationDoc | null> {
-			const [booking, outcome, canceled] = await Promise.all([
-				this.findBooking(id),
-				this.findFact(`${id}:outcome`),
-				this.findFact(`${id}:canceled`)
-			]);
-			if (!booking) return null;
-			const release = canceled ? await this.side.seat_releases.findById<TodoDoc>(id) : null;
-			return {
-				...booking,
-				status: canceled ? "canceled" : (outcome?.status ?? "pending"),
-				updatedAt: Math.max(booking.createdAt, outcome?.at ?? 0, canceled?.at ?? 0),
-				...(outcome?.reason ? { failReason: outcome.reason } : {}),
-				...(canceled ? { seatsReleased: !release } : {})
-			};
-		},
-
-		findBooking(id: string): Promise<BookingDoc | null> {
-			return this.recall(`booking:${id}`, async () => {
-				const found = await this.adapter.findById(id);
-				return found ? this.toPlain<BookingDoc>(found) : null;
-			});
-		},
-
-		findFact(factId: string): Promise<StateDoc | null> {
-			return this.recall(`fact:${factId}`, () =>
-				this.side.reservation_states.findById<StateDoc>(factId)
-			);
-		},
-
-		/**
-		 * Bookings and facts never change once written, so a node keeps those it has seen and
-		 * reads each from the store once. (That a fact is missing is never kept: it may come.)
-		 */
-		async recall<T>(key: string, load: () => Promise<T | null>): Promise<T | null> {
-			const known = this.remembered.get(key) as T | undefined;
-			if (known) return known;
-			const value = await load();
-			if (value) this.remember(key, value);
-			return value;
-		},
-
-		remember(key: string, value: unknown): void {
-			this.remembered.set(key, value);
-			if (this.remembered.size > REMEMBERED_MAX)
-				this.remembered.delete(this.remembered.keys().next().value as string);
-		},
-
-		/**
-		 * Decides a checkout: the first outcome recorded stands, and a later call learns it.
-		 * Then takes the checkout off the reconciler's list.
-		 */
-		async recordOutcome(id, status, reason): Promise<StateDoc & { recorded: boolean }> {
-			const fact: StateDoc = {
-				_id: `${id}:outcome`,
-				reservation: id,
-				status,
-				at: Date.now(),
-				...(reason ? { reason } : {})
-			};
-			const recorded = await this.side.reservation_states.insertOnce({ ...fact });
-			const outcome = recorded ? fact : ((await this.findFact(fact._id)) as StateDoc);
-			this.remember(`fact:${fact._id}`, outcome);
-			// Not waited for: the outcome is recorded, and the reconciler removes a decided
-			// checkout it still finds on its list.
-			this.side.open_checkouts
-				.removeById(id)
-				.catch(err => this.logger.warn(`Open checkout ${id} stays listed: ${err.message}`));
-			return { ...outcome, recorded };
-		},
-
 		async releaseCanceledSeats(id: string, showID: string, ctx?: Context): Promise<void> {
 			// Through the cancel's context when there is one: the show's new seats come back in
 			// its meta to the gateway (see shows.releaseSeats).
@@ -461,7 +345,7 @@ const ReservationsService: ServiceSchema<
 				this.logger.info(`Reconciled checkout ${id}: seats were sold, confirmed`);
 				return;
 			}
-			await this.recordOutcome(id, "failed", `abandoned (${state})`);
+			await this.facts.recordOutcome(id, "failed", `abandoned (${state})`);
 			this.countMetric(RECONCILED, { result: "failed" });
 			this.logger.info(`Reconciled checkout ${id}: seats ${state}, marked failed`);
 		},
@@ -502,7 +386,15 @@ const ReservationsService: ServiceSchema<
 	created() {
 		this.reconcileTimer = null;
 		this.keysPurgedAt = 0;
-		this.remembered = new Map();
+		this.facts = createReservationFacts(
+			() => ({
+				bookings: this.side.reservations,
+				states: this.side.reservation_states,
+				openCheckouts: this.side.open_checkouts,
+				seatReleases: this.side.seat_releases
+			}),
+			this.logger
+		);
 	},
 
 	started() {

@@ -41,12 +41,26 @@ const post = (headers: string[], length?: number) =>
 	].join("\r\n");
 
 /** What must not change: every show's seats, and every byte of both stores. */
-async function state() {
-	const stores = ["shows", "reservations"].flatMap(dir =>
+function storeFiles(): string[] {
+	return ["shows", "reservations"].flatMap(dir =>
 		fs
 			.readdirSync(path.join(system.dataDir, dir))
 			.map(f => `${dir}/${f}:${fs.statSync(path.join(system.dataDir, dir, f)).size}`)
 	);
+}
+
+/**
+ * The shows as listed and every store file's size, once the stores are at rest: a booking's sale
+ * is settled by a write just after its answer (lib/show-seats.ts), which is not the next request's.
+ */
+async function state() {
+	let stores = storeFiles();
+	for (let still = 0; still < 3;) {
+		await new Promise(resolve => setTimeout(resolve, 100));
+		const now = storeFiles();
+		still = now.join() === stores.join() ? still + 1 : 0;
+		stores = now;
+	}
 	return { shows: (await call("GET", "/")).body, stores };
 }
 
