@@ -5,9 +5,10 @@ export interface ServerHandle {
 	restart(): Promise<void>;
 	log(): string;
 }
-export function ensureBinary(name: "nats-server" | "ferretdb"): string;
+export function ensureBinary(name: "nats-server" | "ferretdb" | "toxiproxy"): string;
 export function ensureBinaries(): string[];
 export function freePort(): Promise<number>;
 export function startNats(): Promise<ServerHandle & { url: string }>;
 export function startFerretDB(): Promise<ServerHandle & { uri: string }>;
+export function startToxiproxy(): Promise<ServerHandle & { apiUrl: string }>;
 export const BIN_DIR: string;

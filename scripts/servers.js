@@ -17,7 +17,13 @@ const BIN_DIR = path.join(ROOT, ".cache", "bin");
 /** Pinned versions: the ones the project is tested against. */
 const BINARIES = {
 	"nats-server": { module: "github.com/nats-io/nats-server/v2", version: "v2.15.2", cmd: "." },
-	ferretdb: { module: "github.com/FerretDB/FerretDB", version: "v1.24.2", cmd: "./cmd/ferretdb" }
+	ferretdb: { module: "github.com/FerretDB/FerretDB", version: "v1.24.2", cmd: "./cmd/ferretdb" },
+	// Shopify's fault-injection TCP proxy; `go install` names its binary `server`.
+	toxiproxy: {
+		module: "github.com/Shopify/toxiproxy/v2",
+		version: "v2.12.0",
+		cmd: "./cmd/server"
+	}
 };
 
 const START_TIMEOUT_MS = 20000;
@@ -64,11 +70,15 @@ function ensureBinary(name) {
 	fs.mkdirSync(BIN_DIR, { recursive: true });
 	process.stderr.write(`Building ${name} ${spec.version} into .cache/bin (once)...\n`);
 	if (name === "ferretdb") buildFromModuleCopy(spec, bin);
-	else
-		go(["install", `${spec.module}@${spec.version}`], {
+	else {
+		const pkg = path.posix.join(spec.module, spec.cmd);
+		go(["install", `${pkg}@${spec.version}`], {
 			stdio: ["ignore", "inherit", "inherit"],
 			env: { GOBIN: BIN_DIR }
 		});
+		const built = path.join(BIN_DIR, path.posix.basename(pkg));
+		if (built !== bin) fs.renameSync(built, bin);
+	}
 	return bin;
 }
 
@@ -186,4 +196,25 @@ async function startFerretDB() {
 	};
 }
 
-module.exports = { ensureBinary, ensureBinaries, freePort, startNats, startFerretDB, BIN_DIR };
+/** A toxiproxy server (fault-injection TCP proxy) with its HTTP API on a free loopback port. */
+async function startToxiproxy() {
+	const port = await freePort();
+	const bin = ensureBinary("toxiproxy");
+	const server = await runServer(
+		"toxiproxy",
+		bin,
+		["-host", "127.0.0.1", "-port", String(port)],
+		port
+	);
+	return { ...server, apiUrl: `http://127.0.0.1:${port}` };
+}
+
+module.exports = {
+	ensureBinary,
+	ensureBinaries,
+	freePort,
+	startNats,
+	startFerretDB,
+	startToxiproxy,
+	BIN_DIR
+};
