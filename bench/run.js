@@ -6,7 +6,9 @@
  *   node bench/run.js --quick           a short smoke run of everything
  *   node bench/run.js --only embedded   only some sections: floor, embedded, cluster, scale
  *                                       (comma-separated); `profile` (not in the default run)
- *                                       CPU-profiles the embedded process under each workload
+ *                                       CPU-profiles the embedded process under each workload;
+ *                                       `latency` (not in the default run) adds 0/1/5 ms per hop
+ *                                       between cluster nodes (bench/latency.js)
  *   --duration S --warmup S --connections N   override the measured run's settings
  *   --ref <git ref>                     measure that commit (built privately) instead of dist/
  *   --wait-idle                         on a shared machine: start each measured run only once
@@ -32,7 +34,7 @@ const { summarise: summariseProfile } = require("./profile");
 
 const RESULTS_DIR = path.join(__dirname, "results");
 const SECTIONS = ["floor", "embedded", "cluster", "scale"];
-const ALL_SECTIONS = [...SECTIONS, "profile"];
+const ALL_SECTIONS = [...SECTIONS, "profile", "latency"];
 
 const TARGETS = [
 	{ system: "embedded", workload: "reads", floor: "reads", min: 0.4 },
@@ -672,6 +674,7 @@ function report(out) {
 		);
 	}
 	if (out.floor.reads || out.embedded.reads || out.cluster.reads) parts.push("", mainTable(out));
+	if (out.latency) parts.push("", out.latency.report);
 	const perSecond = ["embedded", "cluster"]
 		.filter(sys => out[sys].pairs?.pairsEachSecond?.length > 1)
 		.map(
@@ -810,7 +813,8 @@ async function main() {
 		embedded: () => runSystem("embedded", cfg, out),
 		cluster: () => runSystem("cluster", cfg, out),
 		scale: () => runScale(cfg, out),
-		profile: () => runProfile(cfg, out)
+		profile: () => runProfile(cfg, out),
+		latency: () => require("./latency").run(cfg, out)
 	};
 	for (const name of ALL_SECTIONS) {
 		if (!cfg.sections.includes(name)) continue;
