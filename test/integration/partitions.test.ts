@@ -107,6 +107,12 @@ it("moves a shows node's shows when it is cut from NATS but not the store, and t
 		healedAt = Date.now();
 		await sleep(6000);
 	});
+	const refused = answers.filter(a => a.status === 503);
+	const after = (a: CheckoutAnswer) => a.sentAt + a.ms - cutAt;
+	console.log(
+		`503s: ${refused.length}, answered ${Math.min(...refused.map(after))}..` +
+			`${Math.max(...refused.map(after))} ms after the cut; healed ${healedAt - cutAt} ms after it`
+	);
 	await load.settle();
 	await load.expectInvariants(answers, showIds);
 
@@ -174,7 +180,7 @@ it("answers within the checkout timeout while links to NATS and to the store are
 	const slowest = Math.max(...answers.map(a => a.ms));
 	console.log(`slowest answer ${slowest} ms`);
 	for (const a of answers) expect(a.status).not.toBe(0);
-	for (const a of answers) expect(a.ms).toBeLessThan(CHECKOUT_TIMEOUT_MS + 1000);
+	for (const a of answers) expect(a.ms).toBeLessThan(CHECKOUT_TIMEOUT_MS + 2000);
 	await load.settle();
 	await load.expectInvariants(answers, showIds);
 }, 150000);
