@@ -233,6 +233,10 @@ async function countRoundTrips(cluster, n) {
 
 function table(result) {
 	const rows = [
+		`Cluster through toxiproxy: ${result.connections} clients, each a checkout then its cancel, ` +
+			`over and over (${result.warmupS} s warm-up, ${result.durationS} s measured per row); ` +
+			`latency added each way on every node's links to NATS and to the store.`,
+		"",
 		"| added per hop | checkouts/s | checkout p50 | checkout p99 | cancel p50 | cancel p99 | answers |",
 		"|---|---|---|---|---|---|---|",
 		...result.perHop.map(
@@ -280,7 +284,13 @@ async function run(cfg, out) {
 		}
 		const roundTrips = await countRoundTrips(cluster, cfg.quick ? 10 : 30);
 		process.stderr.write(`latency: round trips ${JSON.stringify(roundTrips)}\n`);
-		out.latency = { connections: CONNECTIONS, perHop, roundTrips };
+		out.latency = {
+			connections: CONNECTIONS,
+			warmupS: cfg.warmup,
+			durationS: cfg.duration,
+			perHop,
+			roundTrips
+		};
 		out.latency.report = table(out.latency);
 	} finally {
 		await cluster.stop();
