@@ -26,10 +26,6 @@ let showIds: string[] = [];
 let shows1MetricsPort: number;
 const node: Record<string, NodeHandle> = {};
 
-/** Answers whose request was sent within [from, to). */
-const sentBetween = (answers: CheckoutAnswer[], from: number, to: number) =>
-	answers.filter(a => a.sentAt >= from && a.sentAt < to);
-
 beforeAll(async () => {
 	cluster = await startCluster({
 		proxies: true,
@@ -95,13 +91,22 @@ it("moves a shows node's shows when it is cut from NATS but not the store, and t
 	let cutAt = 0;
 	let healedAt = 0;
 	const whileAway: number[][] = [];
+	const soldWhileAway: CheckoutAnswer[] = [];
 	const answers = await load.loadDuring(showIds, async () => {
 		await sleep(1000);
 		cutAt = Date.now();
 		await link.cut();
 		await sleep(HEARTBEAT_TIMEOUT_MS + 1000);
 		whileAway.push(await seatCounters());
-		await sleep(5000);
+		// Every show sells while shows1 is still cut off, as a client honouring Retry-After sees it.
+		for (const showID of showIds) {
+			let answer = await load.reserve(showID, 1);
+			for (let tries = 0; answer.status === 503 && tries < 5; tries++) {
+				await sleep(Number(answer.retryAfter) * 1000);
+				answer = await load.reserve(showID, 1);
+			}
+			soldWhileAway.push(answer);
+		}
 		whileAway.push(await seatCounters());
 		await link.heal();
 		healedAt = Date.now();
@@ -117,9 +122,7 @@ it("moves a shows node's shows when it is cut from NATS but not the store, and t
 	await load.expectInvariants(answers, showIds);
 
 	// Its shows moved: once the others gave shows1 up, every show sold again while it was away.
-	const moved = sentBetween(answers, cutAt + HEARTBEAT_TIMEOUT_MS + 3000, healedAt);
-	const soldWhileAway = new Set(moved.filter(a => a.status === 201).map(a => a.body.showID));
-	expect([...soldWhileAway].sort()).toEqual([...showIds].sort());
+	expect(soldWhileAway.map(a => a.status)).toEqual(showIds.map(() => 201));
 	// Nothing written by shows1 once its shows had moved: no hold taken or released there. (Its
 	// hold sweeper may still drop expired holds; those writes carry the version check.)
 	expect(whileAway[1]).toEqual(whileAway[0]);
@@ -179,6 +182,8 @@ it("answers within the checkout timeout while links to NATS and to the store are
 	});
 	const slowest = Math.max(...answers.map(a => a.ms));
 	console.log(`slowest answer ${slowest} ms`);
+	// The stall was felt (some step waited out its timeout), and no answer hung past the budget.
+	expect(slowest).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_MS);
 	for (const a of answers) expect(a.status).not.toBe(0);
 	for (const a of answers) expect(a.ms).toBeLessThan(CHECKOUT_TIMEOUT_MS + 2000);
 	await load.settle();
@@ -189,10 +194,11 @@ it("stays correct with 5 ms each way on every link", async () => {
 	const links = NODES.flatMap(n => [cluster.link(n, "nats"), cluster.link(n, "store")]);
 	await Promise.all(links.map(link => link.latency(5)));
 	const answers = await load.loadDuring(showIds, async () => void (await sleep(8000)));
-	console.log(
-		`median answer ${answers.map(a => a.ms).sort((a, b) => a - b)[answers.length >> 1]} ms`
-	);
-	expect(answers.filter(a => a.status !== 201)).toEqual([]);
+	const median = answers.map(a => a.ms).sort((a, b) => a - b)[answers.length >> 1];
+	console.log(`median answer ${median} ms, ${load.summarize(answers)}`);
+	// The delay was really there: each booking waited for at least its 4 broker round trips
+	// (api -> NATS -> service and back: 4 hops of 5 ms each).
+	for (const a of answers.filter(a => a.status === 201)) expect(a.ms).toBeGreaterThanOrEqual(80);
 	await Promise.all(links.map(link => link.heal()));
 	await load.settle();
 	await load.expectInvariants(answers, showIds);
