@@ -146,7 +146,14 @@ it("moves a shows node's shows when it is cut from NATS but not the store, and t
 	// It rejoined: seen by the others again, and holding seats for the shows it owns again.
 	expect(operator.registry.nodes.get("shows1")?.available).toBe(true);
 	const heldBefore = await counterOnNode(shows1MetricsPort, "tickets_seats_held_total", "");
-	for (const showID of showIds) await load.reserve(showID, 1);
+	// 16 new shows: the chance that none of them is shows1's is 2^-16.
+	const fresh = (await Promise.all(
+		Array.from({ length: 16 }, (_, i) =>
+			operator.call("shows.create", { name: `Rejoin show ${i}`, houseSize: 10 })
+		)
+	)) as { _id: string }[];
+	const booked = await Promise.all(fresh.map(show => load.reserve(show._id, 1)));
+	expect(booked.map(a => a.status)).toEqual(fresh.map(() => 201));
 	expect(await counterOnNode(shows1MetricsPort, "tickets_seats_held_total", "")).toBeGreaterThan(
 		heldBefore
 	);
