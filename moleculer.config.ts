@@ -98,6 +98,10 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		bodyLimitBytes: readInt(env, "BODY_LIMIT", 16 * 1024, 256, 1024 * 1024),
 		/** Budget for one whole checkout; every step shares it (Moleculer's distributed timeouts). */
 		checkoutTimeoutMs: readInt(env, "CHECKOUT_TIMEOUT_MS", 10000, 100, 120000),
+		/** Updates and removals an embedded NeDB file takes before it is compacted. */
+		nedbCompactAfterWrites: readInt(env, "NEDB_COMPACT_AFTER_WRITES", 2000, 1, 10000000),
+		/** Documents in one embedded store past which a node warns at start to move to MongoDB. */
+		embeddedWarnDocuments: readInt(env, "EMBEDDED_WARN_DOCUMENTS", 200000, 1, 1000000000),
 		/** Longest the gateway trusts its cached show list without an event having refreshed it. */
 		showsCacheTtlMs: readInt(env, "SHOWS_CACHE_TTL_MS", 30000, 0, 3600000),
 		metricsPort: metricsPort === 0 ? 0 : metricsPort + workerOffset,

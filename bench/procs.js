@@ -241,6 +241,7 @@ function serviceNodes(broker) {
 async function startCluster({
 	showsInstances = 1,
 	extraShows = 0,
+	extraShowSeats = 100000,
 	prepareStore,
 	nodeEnv = async (_nodeId, env) => env
 } = {}) {
@@ -308,7 +309,7 @@ async function startCluster({
 		for (let i = 0; i < extraShows; i++) {
 			const show = await watcher.call("shows.create", {
 				name: `Bench show ${i + 1}`,
-				houseSize: 100000
+				houseSize: extraShowSeats
 			});
 			showIDs.push(show._id);
 		}
@@ -328,7 +329,15 @@ async function startCluster({
 		// Health needs one node of each; give the gateway's discovery a moment to hear the rest.
 		await sleep(1000);
 		await watcher.stop();
-		return { kind: "cluster", baseUrl, namespace, showIDs, processes, stop };
+		return {
+			kind: "cluster",
+			baseUrl,
+			namespace,
+			showIDs,
+			processes,
+			stop,
+			mongoUri: mongo.uri
+		};
 	} catch (err) {
 		await watcher.stop().catch(() => undefined);
 		await stop();

@@ -4,7 +4,8 @@
  *
  *   npm run bench                       build, then everything (about 6 minutes on 2 cores)
  *   node bench/run.js --quick           a short smoke run of everything
- *   node bench/run.js --only embedded   only some sections: floor, embedded, cluster, scale
+ *   node bench/run.js --only embedded   only some sections: floor, embedded, cluster, scale,
+ *                                       onsale (bench/onsale.js: a 100,000-seat show sold out)
  *                                       (comma-separated); `profile` (not in the default run)
  *                                       CPU-profiles the embedded process under each workload;
  *                                       `latency` (not in the default run) adds 0/1/5 ms per hop
@@ -31,9 +32,10 @@ const procs = require("./procs");
 const load = require("./load");
 const { seedShowsStore, seedReservations } = require("./seed");
 const { summarise: summariseProfile } = require("./profile");
+const { onsale } = require("./onsale");
 
 const RESULTS_DIR = path.join(__dirname, "results");
-const SECTIONS = ["floor", "embedded", "cluster", "scale"];
+const SECTIONS = ["floor", "embedded", "cluster", "scale", "onsale"];
 const ALL_SECTIONS = [...SECTIONS, "profile", "latency"];
 
 const TARGETS = [
@@ -710,6 +712,15 @@ function report(out) {
 				"GET / is paginated in this build: it answers the first page (see 'shows per answer')."
 			);
 	}
+	if (out.onsale)
+		parts.push(
+			"",
+			"Big on-sale: a 100,000-seat show added by an operator, sold out by checkouts of 10, 32 at once",
+			"",
+			out.onsale.report.trimEnd(),
+			"",
+			`on-sale targets: ${out.onsale.pass ? "PASS" : "MISS"}`
+		);
 	if (out.failures.length > 0)
 		parts.push(
 			"",
@@ -814,7 +825,16 @@ async function main() {
 		cluster: () => runSystem("cluster", cfg, out),
 		scale: () => runScale(cfg, out),
 		profile: () => runProfile(cfg, out),
-		latency: () => require("./latency").run(cfg, out)
+		latency: () => require("./latency").run(cfg, out),
+		onsale: async () => {
+			out.onsale = await onsale({
+				seats: cfg.quick ? 10000 : 100000,
+				perOrder: 10,
+				connections: 32,
+				kinds: ["embedded", "cluster"]
+			});
+			if (!out.onsale.pass) log("onsale: a target was missed (see its table)");
+		}
 	};
 	for (const name of ALL_SECTIONS) {
 		if (!cfg.sections.includes(name)) continue;

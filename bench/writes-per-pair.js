@@ -1,9 +1,12 @@
 /**
  * Durable writes one checkout+cancel pair costs on the embedded stores: runs the system as `npm
- * start` does (from dist/), makes `pairs` pairs one after another, and counts the lines each NeDB
- * file under DATA_DIR grew by (NeDB appends one line per insert, update or removal).
+ * start` does (from dist/), makes `pairs` pairs, and counts per NeDB file under DATA_DIR the
+ * appends (store writes: NeDB appends each insert, update or removal, or a batch of them, with one
+ * call; bench/count-appends.js counts them) and the lines it grew by (documents written).
  *
- *   node bench/writes-per-pair.js [pairs, default 100] [--ref <git ref>]
+ *   node bench/writes-per-pair.js [pairs, default 100] [--concurrency N, default 1] [--ref <git ref>]
+ * With a concurrency above 1, pairs run that many at once, as an on-sale does: group commit then
+ * makes one append carry several checkouts.
  */
 "use strict";
 /* global fetch */
@@ -13,6 +16,15 @@ const path = require("node:path");
 const procs = require("./procs");
 
 const ROCK = "5b805a00297ae6047030f2e0";
+
+async function appendCounts(system, file) {
+	process.kill(system.processes[0].child.pid, "SIGUSR2");
+	for (let i = 0; i < 50 && !fs.existsSync(file); i++) await procs.sleep(20);
+	await procs.sleep(50);
+	const counts = JSON.parse(fs.readFileSync(file, "utf8"));
+	fs.rmSync(file);
+	return counts;
+}
 
 function lineCounts(dir) {
 	const counts = {};
@@ -34,8 +46,14 @@ function lineCounts(dir) {
 async function main() {
 	const args = process.argv.slice(2);
 	procs.useCodeFromArgs(args);
+	const at = args.indexOf("--concurrency");
+	const concurrency = at >= 0 ? Number(args.splice(at, 2)[1]) : 1;
 	const pairs = Number(args[0] ?? 100);
-	const system = await procs.startEmbedded();
+	const countsFile = path.join(procs.tempDir("bench-appends-"), "counts.json");
+	const system = await procs.startEmbedded({
+		nodeArgs: ["--require", path.join(__dirname, "count-appends.js")],
+		env: { APPEND_COUNTS_FILE: countsFile }
+	});
 	const pair = async () => {
 		const res = await fetch(`${system.baseUrl}/reserve`, {
 			method: "POST",
@@ -50,15 +68,30 @@ async function main() {
 	};
 	await pair(); // start-up writes (seeding, first compaction) are not the pair's
 	const before = lineCounts(system.dataDir);
-	for (let i = 0; i < pairs; i++) await pair();
+	const appendsBefore = await appendCounts(system, countsFile);
+	let started = 0;
+	const worker = async () => {
+		while (started < pairs) {
+			started++;
+			await pair();
+		}
+	};
+	await Promise.all(Array.from({ length: concurrency }, worker));
 	const after = lineCounts(system.dataDir);
-	let total = 0;
+	const appendsAfter = await appendCounts(system, countsFile);
+	const total = { file: "total", "appends per pair": 0, "documents per pair": 0 };
 	const rows = Object.keys(after).map(file => {
-		const perPair = (after[file] - (before[file] ?? 0)) / pairs;
-		total += perPair;
-		return { file, "appends per pair": perPair };
+		const row = {
+			file,
+			"appends per pair": ((appendsAfter[file] ?? 0) - (appendsBefore[file] ?? 0)) / pairs,
+			"documents per pair": (after[file] - (before[file] ?? 0)) / pairs
+		};
+		total["appends per pair"] += row["appends per pair"];
+		total["documents per pair"] += row["documents per pair"];
+		return row;
 	});
-	rows.push({ file: "total", "appends per pair": total });
+	rows.push(total);
+	console.log(`${pairs} pairs, ${concurrency} at once`);
 	console.table(rows);
 }
 

@@ -8,8 +8,11 @@ export interface PublicShow {
 	available: number;
 }
 
-/** `expired`: unconfirmed and past its deadline; `missing`: never held, released or dropped. */
-export type HoldState = "held" | "confirmed" | "expired" | "missing";
+/**
+ * `confirmed`: sold; `released`: sold, then given back (a cancel); `expired`: unconfirmed and past
+ * its deadline; `missing`: never held, or dropped unconfirmed.
+ */
+export type HoldState = "held" | "confirmed" | "released" | "expired" | "missing";
 
 export interface HoldView {
 	holdId: string;

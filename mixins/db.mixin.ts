@@ -13,6 +13,7 @@ import Datastore from "@seald-io/nedb";
 import DbService from "moleculer-db";
 import MongoAdapter from "moleculer-db-adapter-mongo";
 import { appConfig } from "../moleculer.config";
+import { createInsertBatcher, createRemoveBatcher } from "../lib/group-commit";
 
 export interface IndexSpec {
 	fields: Record<string, 1 | -1>;
@@ -41,6 +42,8 @@ export interface DbMixinOptions {
 export interface SideCollection {
 	/** Inserts `doc` unless its `_id` exists: true if this call inserted it. */
 	insertOnce(doc: Record<string, unknown> & { _id: string }): Promise<boolean>;
+	/** Inserts each of `docs` whose `_id` does not exist yet, in one round trip when none does. */
+	insertAllOnce(docs: (object & { _id: string })[]): Promise<void>;
 	findById<T>(id: string): Promise<T | null>;
 	find<T>(query: Record<string, unknown>, limit?: number): Promise<T[]>;
 	removeById(id: string): Promise<void>;
@@ -66,29 +69,91 @@ export async function insertedOnce(insert: () => Promise<unknown>): Promise<bool
 	}
 }
 
-function mongoSideCollection(collection: {
+interface MongoCollection {
 	insertOne(doc: object): Promise<unknown>;
+	insertMany(docs: object[], options: object): Promise<unknown>;
 	findOne(query: object): Promise<any>;
 	find(query: object): { limit(n: number): { toArray(): Promise<any[]> } };
-	deleteOne(query: object): Promise<unknown>;
-}): SideCollection {
+	deleteMany(query: object): Promise<unknown>;
+}
+
+/** The documents a failed unordered MongoDB insertMany refused as duplicates, by index. */
+function mongoDuplicates(err: unknown): Set<number> | null {
+	const e = err as { writeErrors?: { index: number; code: number }[] };
+	const refused = e.writeErrors;
+	if (!Array.isArray(refused) || !refused.every(w => w.code === 11000)) return null;
+	return new Set(refused.map(w => w.index));
+}
+
+function mongoSideCollection(collection: MongoCollection): SideCollection {
+	// Unordered: every new document goes in, and duplicates are reported without stopping it.
+	const insertOnce = createInsertBatcher<object>({
+		insertMany: docs => collection.insertMany(docs, { ordered: false }),
+		duplicatesOf: mongoDuplicates,
+		insertOne: doc => insertedOnce(() => collection.insertOne(doc)),
+		isDuplicate: isDuplicateKeyError
+	});
+	const removeById = createRemoveBatcher(ids => collection.deleteMany({ _id: { $in: ids } }));
 	return {
-		insertOnce: doc => insertedOnce(() => collection.insertOne({ ...doc })),
+		insertOnce: doc => insertOnce({ ...doc }),
+		insertAllOnce: async docs =>
+			void (await Promise.all(docs.map(doc => insertOnce({ ...doc })))),
 		findById: id => collection.findOne({ _id: id }),
 		find: (query, limit = 0) => collection.find(query).limit(limit).toArray(),
-		removeById: async id => void (await collection.deleteOne({ _id: id }))
+		removeById
+	};
+}
+
+/** NeDB's datastore, as much of it as the side collections use. */
+interface NeDbDatastore {
+	insertAsync(doc: object | object[]): Promise<unknown>;
+	findOneAsync(query: object): Promise<unknown>;
+	findAsync(query: object): { limit(n: number): Promise<unknown[]> } & Promise<unknown[]>;
+	removeAsync(query: object, options: object): Promise<number>;
+	compactDatafileAsync(): Promise<void>;
+}
+
+function nedbCollection(store: NeDbDatastore): SideCollection {
+	const churn = compactAfterChurn(store);
+	// An array goes in with one append, all or nothing: after a duplicate, the batcher goes one by one.
+	const insertOnce = createInsertBatcher<object>({
+		insertMany: docs => store.insertAsync(docs),
+		duplicatesOf: () => null,
+		insertOne: doc => insertedOnce(() => store.insertAsync(doc)),
+		isDuplicate: isDuplicateKeyError
+	});
+	const removeById = createRemoveBatcher(async ids => {
+		await store.removeAsync({ _id: { $in: ids } }, { multi: true });
+		churn(ids.length);
+	});
+	return {
+		insertOnce: doc => insertOnce({ ...doc }),
+		insertAllOnce: async docs =>
+			void (await Promise.all(docs.map(doc => insertOnce({ ...doc })))),
+		findById: id => store.findOneAsync({ _id: id }) as Promise<any>,
+		find: (query, limit = 0) => store.findAsync(query).limit(limit) as Promise<any[]>,
+		removeById
 	};
 }
 
 async function nedbSideCollection(filename: string | null): Promise<SideCollection> {
 	const store = new Datastore(filename ? { filename } : {});
 	await store.loadDatabaseAsync();
-	return {
-		insertOnce: doc => insertedOnce(() => store.insertAsync({ ...doc })),
-		findById: id => store.findOneAsync({ _id: id }) as unknown as Promise<any>,
-		find: (query, limit = 0) =>
-			store.findAsync(query).limit(limit) as unknown as Promise<any[]>,
-		removeById: async id => void (await store.removeAsync({ _id: id }, {}))
+	return nedbCollection(store as unknown as NeDbDatastore);
+}
+
+/**
+ * NeDB appends every update and removal to its file as a new line and only drops the old ones
+ * when it compacts. Compacting after a number of such writes keeps a file near its live size
+ * however much churn it sees; on load NeDB compacts anyway. Returns the "one more write" hook.
+ */
+function compactAfterChurn(store: { compactDatafileAsync(): Promise<void> }): (n?: number) => void {
+	let writes = 0;
+	return (n = 1) => {
+		writes += n;
+		if (writes < appConfig.nedbCompactAfterWrites) return;
+		writes = 0;
+		store.compactDatafileAsync().catch(() => undefined);
 	};
 }
 
@@ -142,8 +207,7 @@ interface NeDbStore {
 		options: Record<string, unknown>
 	): Promise<{ numAffected: number }>;
 	ensureIndexAsync?(opts: Record<string, unknown>): Promise<unknown>;
-	setAutocompactionInterval?(ms: number): void;
-	stopAutocompaction?(): void;
+	compactDatafileAsync(): Promise<void>;
 }
 
 interface ClaimsCollection {
@@ -218,6 +282,26 @@ function isAlive(pid: number): boolean {
 	}
 }
 
+/**
+ * NeDB keeps every document in memory and reads its whole file at start. Past some hundreds of
+ * thousands of documents that is slow to start and heavy (measured in the README), and MongoDB is
+ * the right home: say so at start.
+ */
+async function warnIfTooBigForEmbedded(
+	service: { logger: { warn(message: string): void } },
+	adapter: StoreAdapter,
+	database: string
+): Promise<void> {
+	const documents = await adapter.count({});
+	if (documents <= appConfig.embeddedWarnDocuments) return;
+	service.logger.warn(
+		`The embedded ${database} store holds ${documents.toLocaleString("en")} documents, ` +
+			`past the ${appConfig.embeddedWarnDocuments.toLocaleString("en")} an embedded store ` +
+			`is meant for: it is kept whole in memory and read whole at every start. ` +
+			`Move to MongoDB (set MONGO_URI); see the README, "Where the embedded store ends".`
+	);
+}
+
 export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 	const schema: Partial<ServiceSchema> & Record<string, unknown> = {
 		mixins: [DbService as unknown as ServiceSchema],
@@ -269,8 +353,11 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 			async updateWhere(query, update): Promise<number> {
 				const adapter = this.adapter as StoreAdapter;
 				const nedb = adapter.collection ? undefined : (adapter.db as NeDbStore | undefined);
-				if (nedb?.updateAsync)
-					return (await nedb.updateAsync(query, update, { multi: true })).numAffected;
+				if (nedb?.updateAsync) {
+					const { numAffected } = await nedb.updateAsync(query, update, { multi: true });
+					(this.nedbChurn as (() => void) | undefined)?.();
+					return numAffected;
+				}
 				return adapter.updateMany(query, update);
 			},
 			async dropClaim(docId: string, version: number): Promise<void> {
@@ -313,13 +400,19 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 					versionClaims: unknown;
 					side: Record<string, SideCollection>;
 					storeFolder?: string | null;
+					nedbChurn?: () => void;
 				}
 		) {
 			const adapter = this.adapter;
 			const mongoDb = adapter.db as { collection?(name: string): any } | undefined;
 			if (adapter.collection && mongoDb?.collection)
 				this.versionClaims = mongoDb.collection(`${options.collection}_claims`);
-			this.side = {};
+			// The main collection too, for insert-once records with group commit (string ids only).
+			this.side = {
+				[options.collection]: adapter.collection
+					? mongoSideCollection(adapter.collection as unknown as MongoCollection)
+					: nedbCollection(adapter.db as NeDbDatastore)
+			};
 			for (const name of options.sideCollections ?? []) {
 				if (adapter.collection && mongoDb?.collection)
 					this.side[name] = mongoSideCollection(mongoDb.collection(name));
@@ -339,8 +432,10 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 						await nedb.ensureIndexAsync({ fieldName, unique: !!index.unique });
 				}
 			}
-			// NeDB appends every write to its file; compact it now and then so it stays small.
-			nedb?.setAutocompactionInterval?.(10 * 60 * 1000);
+			if (nedb && this.storeFolder) {
+				this.nedbChurn = compactAfterChurn(nedb);
+				await warnIfTooBigForEmbedded(this, adapter, options.database);
+			}
 
 			if (options.seed && (await adapter.count({})) === 0) {
 				const docs = options
@@ -352,8 +447,6 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 		},
 
 		stopped() {
-			const adapter = this.adapter as StoreAdapter;
-			if (!adapter.collection) (adapter.db as NeDbStore | undefined)?.stopAutocompaction?.();
 			if (this.storeLock) fs.rmSync(this.storeLock as string, { force: true });
 		}
 	};

@@ -22,7 +22,6 @@ import { appConfig } from "../moleculer.config";
 import {
 	createDbMixin,
 	defaultStoreSettings,
-	insertedOnce,
 	type DbMethods,
 	type SideCollection,
 	type StoreAdapter
@@ -97,7 +96,10 @@ interface ReservationsMethods extends DbMethods, MetricsMethods {
 
 interface ReservationsLocals {
 	adapter: StoreAdapter;
-	side: Record<"reservation_states" | "open_checkouts" | "seat_releases", SideCollection>;
+	side: Record<
+		"reservations" | "reservation_states" | "open_checkouts" | "seat_releases",
+		SideCollection
+	>;
 	/** Bookings and facts seen by this node (they never change), oldest first. */
 	remembered: Map<string, unknown>;
 	reconcileTimer: NodeJS.Timeout | null;
@@ -193,7 +195,7 @@ const ReservationsService: ServiceSchema<
 					fingerprint,
 					createdAt: now
 				};
-				if (await insertedOnce(() => this.adapter.insert({ ...booking }))) {
+				if (await this.side.reservations.insertOnce({ ...booking })) {
 					this.remember(`booking:${checkoutId}`, booking);
 					return { ...booking, status: "pending", updatedAt: now, created: true };
 				}

@@ -1,9 +1,10 @@
 /**
  * `shows` owns the shows store: the houses, and the seats held or sold in them.
  *
- * A show's holds live inside the show's own document, so a hold and the seat count it changes are
- * written together in one document write: they cannot disagree, whatever crashes when. `reserved`
- * is always presold seats plus the seats of every live hold, held or confirmed.
+ * A show's document holds only what a write needs: house size, counters, and the checkouts in
+ * flight. Sold seats are a counter in it and one insert-once record per checkout beside it
+ * (`show_sales`, `show_releases`), so the document does not grow with sales. See lib/show-seats.ts
+ * for how a checkout's seats move through the document and out of it.
  *
  * Every write to a show goes to one node (the `Shard` strategy keyed by show id) and is serialised
  * there per show; changes that arrive meanwhile are applied together and stored in one write (group
@@ -17,46 +18,23 @@ import {
 	createDbMixin,
 	defaultStoreSettings,
 	type DbMethods,
+	type SideCollection,
 	type StoreAdapter
 } from "../mixins/db.mixin";
-import {
-	holdExpired,
-	holdNotFound,
-	houseTooSmall,
-	idempotencyKeyReused,
-	notEnoughSeats,
-	showNotFound,
-	storeConflict
-} from "../lib/errors";
-import { createBatchQueue, type BatchQueue, type Outcome } from "../lib/batch-queue";
+import { houseTooSmall, showNotFound } from "../lib/errors";
+import { releaseHold, sellHold, takeHold } from "../lib/seat-changes";
+import { createShowWriter, type ShowWriter } from "../lib/show-writer";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
+import {
+	fromStored,
+	holdView,
+	isExpired,
+	newShowDoc,
+	seatsInDocument,
+	toPublicShow,
+	type ShowDoc
+} from "../lib/show-seats";
 import type { HoldState, HoldView, PublicShow } from "../lib/types";
-
-export interface Hold {
-	/** The checkout id: one hold per checkout, which makes every step idempotent. */
-	id: string;
-	count: number;
-	state: "held" | "confirmed";
-	/** Epoch ms after which an unconfirmed hold no longer counts; `null` once confirmed. */
-	expiresAt: number | null;
-	createdAt: number;
-}
-
-export interface ShowDoc {
-	_id: string;
-	name: string;
-	houseSize: number;
-	/** Seats sold before this system took over (the seed's sold-out rally). */
-	presold: number;
-	/** presold + the seats of every hold: derived, stored so that reads need no computation. */
-	reserved: number;
-	holds: Hold[];
-	/** Earliest deadline among unconfirmed holds, so the sweeper finds them with one query. */
-	nextExpiry: number | null;
-	version: number;
-	createdAt: number;
-	updatedAt: number;
-}
 
 interface ShowsSettings extends ServiceSettingSchema {
 	holdTtlSeconds: number;
@@ -65,35 +43,24 @@ interface ShowsSettings extends ServiceSettingSchema {
 }
 
 interface ShowsMethods extends DbMethods, MetricsMethods {
-	mutateShow<T>(showID: string, change: ShowChange<T>): Promise<T>;
-	applyChanges(showID: string, changes: ShowChange<unknown>[]): Promise<Outcome<unknown>[]>;
 	loadShow(showID: string): Promise<ShowDoc>;
 	saveShow(show: ShowDoc, expectedVersion: number): Promise<boolean>;
 	sweepExpiredHolds(): Promise<void>;
+	migrateShows(): Promise<void>;
 }
 
 interface ShowsLocals {
 	adapter: StoreAdapter;
-	writeQueue: BatchQueue<ShowChange<unknown>, unknown>;
+	side: Record<"show_sales" | "show_releases", SideCollection>;
+	writer: ShowWriter;
 	sweepTimer: NodeJS.Timeout | null;
 }
-
-interface Change<T> {
-	result: T;
-	changed: boolean;
-}
-
-/**
- * Applies one domain change to a loaded show; `expired` are the holds just dropped from it. It
- * either throws before touching the show, or completes: other changes of the same batch build on
- * the show it leaves. Nothing else (metrics, events) happens inside, since a batch may be re-run.
- */
-type ShowChange<T> = (show: ShowDoc, now: number, expired: Hold[]) => Change<T>;
 
 const SHOW_ID = { type: "string", pattern: /^[0-9a-fA-F]{24}$/ } as const;
 const HOLD_ID = { type: "string", pattern: /^[A-Za-z0-9_-]{8,64}$/ } as const;
 const HOUSE_SIZE = { type: "number", integer: true, min: 1, max: 100000 } as const;
 const SEATS_HELD = "tickets_seats_held_total";
+const SEATS_SOLD = "tickets_seats_sold_total";
 const SEATS_RELEASED = "tickets_seats_released_total";
 const HOLDS_EXPIRED = "tickets_holds_expired_total";
 
@@ -113,76 +80,12 @@ export const SEED_SHOWS = [
 	{ _id: "5b805a790cee1505a52bc75e", name: "Monster Truck Rally", houseSize: 500, presold: 500 }
 ];
 
-function newShowDoc(fields: {
-	_id: string;
-	name: string;
-	houseSize: number;
-	presold: number;
-}): ShowDoc {
-	const now = Date.now();
-	return {
-		...fields,
-		reserved: fields.presold,
-		holds: [],
-		nextExpiry: null,
-		version: 1,
-		createdAt: now,
-		updatedAt: now
-	};
-}
-
 /** A new 24-hex id in ObjectId form: 4 bytes of time, then 8 random bytes. */
 function newShowId(): string {
 	const time = Math.floor(Date.now() / 1000)
 		.toString(16)
 		.padStart(8, "0");
 	return time + crypto.randomBytes(8).toString("hex");
-}
-
-function isExpired(hold: Hold, now: number): boolean {
-	return hold.state === "held" && (hold.expiresAt ?? 0) <= now;
-}
-
-/** What the document stores as `reserved`: presold plus the seats of every hold in it. */
-function seatsInDocument(show: ShowDoc): number {
-	return show.holds.reduce((sum, h) => sum + h.count, show.presold);
-}
-
-/** Seats held or sold: presold plus every hold that still counts at `now`. */
-function seatsTaken(show: ShowDoc, now: number): number {
-	return show.holds.reduce((sum, h) => (isExpired(h, now) ? sum : sum + h.count), show.presold);
-}
-
-/** As clients see a show. A hold past its deadline no longer counts, swept or not. */
-export function toPublicShow(show: ShowDoc, now = Date.now()): PublicShow {
-	const reserved = seatsTaken(show, now);
-	return {
-		_id: show._id,
-		name: show.name,
-		houseSize: show.houseSize,
-		reserved,
-		available: show.houseSize - reserved
-	};
-}
-
-/** Drops unconfirmed holds whose time is up; they stop counting at once (no sweeper needed). */
-function dropExpiredHolds(show: ShowDoc, now: number): Hold[] {
-	const expired = show.holds.filter(h => isExpired(h, now));
-	if (expired.length > 0) {
-		show.holds = show.holds.filter(h => !expired.includes(h));
-		show.reserved = seatsInDocument(show);
-	}
-	return expired;
-}
-
-function holdView(showID: string, hold: Hold): HoldView {
-	return {
-		holdId: hold.id,
-		showID,
-		count: hold.count,
-		state: hold.state,
-		expiresAt: hold.expiresAt
-	};
 }
 
 const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
@@ -193,10 +96,12 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 			database: "shows",
 			collection: "shows",
 			indexes: [{ fields: { nextExpiry: 1 } }],
+			sideCollections: ["show_sales", "show_releases"],
 			seed: () => SEED_SHOWS.map(show => ({ ...newShowDoc(show) }))
 		}),
 		createMetricsMixin([
 			{ name: SEATS_HELD, description: "Seats put on hold by checkouts" },
+			{ name: SEATS_SOLD, description: "Seats sold: holds confirmed by checkouts" },
 			{ name: SEATS_RELEASED, description: "Seats given back by cancels and compensations" },
 			{ name: HOLDS_EXPIRED, description: "Unconfirmed holds that ran out of time" }
 		])
@@ -224,7 +129,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 					offset: ctx.params.offset,
 					limit: ctx.params.limit
 				});
-				return docs.map(doc => toPublicShow(this.toPlain<ShowDoc>(doc)));
+				return docs.map(doc => toPublicShow(fromStored(this.toPlain<ShowDoc>(doc))));
 			}
 		},
 
@@ -235,50 +140,31 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 			}
 		},
 
-		/** Holds `count` seats for checkout `holdId`, until it is confirmed or `holdTtlSeconds` pass. */
+		/**
+		 * Holds `count` seats for checkout `holdId`, until it is confirmed or `holdTtlSeconds` pass.
+		 * `resume`: an earlier attempt of this checkout may have got further, so a hold that has
+		 * already left the document (sold) is looked up instead of being taken again.
+		 */
 		holdSeats: {
 			...BY_SHOW,
 			params: {
 				showID: SHOW_ID,
 				holdId: HOLD_ID,
-				count: { type: "number", integer: true, min: 1, max: 100000 }
+				count: { type: "number", integer: true, min: 1, max: 100000 },
+				resume: { type: "boolean", optional: true }
 			},
 			async handler(
-				ctx: Context<{ showID: string; holdId: string; count: number }>
+				ctx: Context<{ showID: string; holdId: string; count: number; resume?: boolean }>
 			): Promise<HoldView & { created: boolean }> {
-				const { showID, holdId, count } = ctx.params;
-				const ttlMs = this.settings.holdTtlSeconds * 1000;
-				const held = this.mutateShow<HoldView & { created: boolean }>(
+				const { showID, holdId, count, resume } = ctx.params;
+				const result = await this.writer.mutate(
 					showID,
-					(show, now) => {
-						const existing = show.holds.find(h => h.id === holdId);
-						if (existing) {
-							// A retry or duplicate of the same checkout: same answer, and no new deadline,
-							// so a hold can never be kept alive by repeating it.
-							if (existing.count !== count) throw idempotencyKeyReused();
-							return {
-								result: { ...holdView(showID, existing), created: false },
-								changed: false
-							};
-						}
-						// Counted from the holds, not `show.reserved`: earlier changes of this batch count too.
-						const available = show.houseSize - seatsInDocument(show);
-						if (count > available) throw notEnoughSeats(count, available);
-						const hold: Hold = {
-							id: holdId,
-							count,
-							state: "held",
-							expiresAt: now + ttlMs,
-							createdAt: now
-						};
-						show.holds.push(hold);
-						return {
-							result: { ...holdView(showID, hold), created: true },
-							changed: true
-						};
-					}
+					takeHold(showID, holdId, count, {
+						ttlMs: this.settings.holdTtlSeconds * 1000,
+						resume: Boolean(resume),
+						findSettled: this.writer.findSettled
+					})
 				);
-				const result = await held;
 				if (result.created) this.countMetric(SEATS_HELD, undefined, count);
 				return result;
 			}
@@ -288,27 +174,22 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 		confirmHold: {
 			...BY_SHOW,
 			params: { showID: SHOW_ID, holdId: HOLD_ID },
-			handler(ctx: Context<{ showID: string; holdId: string }>): Promise<HoldView> {
+			async handler(ctx: Context<{ showID: string; holdId: string }>): Promise<HoldView> {
 				const { showID, holdId } = ctx.params;
-				return this.mutateShow(showID, (show, _now, expired) => {
-					const hold = show.holds.find(h => h.id === holdId);
-					if (!hold)
-						throw expired.some(h => h.id === holdId)
-							? holdExpired(holdId)
-							: holdNotFound(holdId);
-					if (hold.state === "confirmed")
-						return { result: holdView(showID, hold), changed: false };
-					hold.state = "confirmed";
-					hold.expiresAt = null;
-					return { result: holdView(showID, hold), changed: true };
-				});
+				const { view, sold } = await this.writer.mutate(
+					showID,
+					sellHold(showID, holdId, this.writer.findSettled)
+				);
+				if (sold) this.countMetric(SEATS_SOLD, undefined, view.count);
+				return view;
 			}
 		},
 
 		/**
-		 * Gives a hold's seats back. Idempotent: releasing a hold that is gone changes nothing, so a
-		 * cancel or a compensation may repeat it freely. `onlyIfHeld` leaves a confirmed (sold) hold
-		 * alone, for compensations that must not undo a sale.
+		 * Gives a checkout's seats back, held or sold, however long after the sale. Exactly once:
+		 * releasing a hold that is gone or already given back changes nothing, so a cancel or a
+		 * compensation may repeat it freely. `onlyIfHeld` leaves sold seats alone, for
+		 * compensations that must not undo a sale; it still reports them as `confirmed`.
 		 */
 		releaseSeats: {
 			...BY_SHOW,
@@ -321,24 +202,9 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				ctx: Context<{ showID: string; holdId: string; onlyIfHeld?: boolean }>
 			): Promise<{ released: number; state: HoldState }> {
 				const { showID, holdId, onlyIfHeld } = ctx.params;
-				const result = await this.mutateShow<{ released: number; state: HoldState }>(
+				const result = await this.writer.mutate(
 					showID,
-					(show, _now, expired) => {
-						const hold = show.holds.find(h => h.id === holdId);
-						if (!hold) {
-							const state = expired.some(h => h.id === holdId)
-								? "expired"
-								: "missing";
-							return { result: { released: 0, state }, changed: false };
-						}
-						if (onlyIfHeld && hold.state === "confirmed")
-							return { result: { released: 0, state: "confirmed" }, changed: false };
-						show.holds = show.holds.filter(h => h !== hold);
-						return {
-							result: { released: hold.count, state: hold.state },
-							changed: true
-						};
-					}
+					releaseHold(showID, holdId, Boolean(onlyIfHeld), this.writer.findSettled)
 				);
 				if (result.released > 0)
 					this.countMetric(SEATS_RELEASED, undefined, result.released);
@@ -346,27 +212,30 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 			}
 		},
 
-		/** Where a checkout's seats stand: held, confirmed, expired or missing (for operators). */
+		/** Where a checkout's seats stand (for the reconciler and operators). */
 		getHold: {
 			params: { showID: SHOW_ID, holdId: HOLD_ID },
 			async handler(
 				ctx: Context<{ showID: string; holdId: string }>
 			): Promise<{ state: HoldState }> {
-				const show = await this.loadShow(ctx.params.showID);
-				const hold = show.holds.find(h => h.id === ctx.params.holdId);
-				if (!hold) return { state: "missing" };
-				if (isExpired(hold, Date.now())) return { state: "expired" };
-				return { state: hold.state };
+				const { showID, holdId } = ctx.params;
+				const show = await this.loadShow(showID);
+				const hold = show.holds.find(h => h.id === holdId);
+				if (hold) return { state: isExpired(hold, Date.now()) ? "expired" : hold.state };
+				if (show.releasing.some(r => r.id === holdId)) return { state: "released" };
+				return {
+					state: (await this.writer.findSettled(showID, holdId))?.state ?? "missing"
+				};
 			}
 		},
 
-		/** Drops a show's expired holds; the sweeper calls it through the shard owner. */
+		/** Drops a show's expired holds and settles what waits; the sweeper calls it through the owner. */
 		expireHolds: {
 			...BY_SHOW,
 			params: { showID: SHOW_ID },
 			handler(ctx: Context<{ showID: string }>): Promise<{ expired: number }> {
-				// `mutateShow` drops expired holds before every change; this change is empty.
-				return this.mutateShow(ctx.params.showID, (_show, _now, expired) => ({
+				// `applyChanges` drops expired holds and settles before every change; this one is empty.
+				return this.writer.mutate(ctx.params.showID, (_show, _now, expired) => ({
 					result: { expired: expired.length },
 					changed: false
 				}));
@@ -382,11 +251,11 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				const docs: ShowDoc[] = await this.adapter.find({ query });
 				const now = Date.now();
 				return docs
-					.map(doc => this.toPlain<ShowDoc>(doc))
+					.map(doc => fromStored(this.toPlain<ShowDoc>(doc)))
 					.flatMap(show =>
 						show.holds
 							.filter(h => h.state === "held" && !isExpired(h, now))
-							.map(h => holdView(show._id, h))
+							.map(h => holdView(show._id, h, "held"))
 					);
 			}
 		},
@@ -416,7 +285,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 			...BY_SHOW,
 			params: { showID: SHOW_ID, houseSize: HOUSE_SIZE },
 			handler(ctx: Context<{ showID: string; houseSize: number }>): Promise<PublicShow> {
-				return this.mutateShow(ctx.params.showID, show => {
+				return this.writer.mutate(ctx.params.showID, show => {
 					const reserved = seatsInDocument(show);
 					if (ctx.params.houseSize < reserved)
 						throw houseTooSmall(ctx.params.houseSize, reserved);
@@ -431,64 +300,11 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 		async loadShow(showID: string): Promise<ShowDoc> {
 			const doc = await this.adapter.findById(this.storeId(showID));
 			if (!doc) throw showNotFound(showID);
-			const show = this.toPlain<ShowDoc>(doc);
-			show.holds ??= [];
-			show.presold ??= 0;
-			show.version ??= 1;
-			return show;
-		},
-
-		/** Queues one change to a show; it is written with the changes queued beside it. */
-		mutateShow<T>(showID: string, change: ShowChange<T>): Promise<T> {
-			return this.writeQueue.push(showID, change as ShowChange<unknown>) as Promise<T>;
-		},
-
-		/**
-		 * One write to a show for a batch of changes (see lib/batch-queue.ts): load it, drop expired
-		 * holds, apply each change in order, and store the result with a version check. A change
-		 * that refuses fails alone; the others still count.
-		 */
-		async applyChanges(
-			showID: string,
-			changes: ShowChange<unknown>[]
-		): Promise<Outcome<unknown>[]> {
-			for (let attempt = 1; ; attempt++) {
-				const show = await this.loadShow(showID);
-				const expectedVersion = show.version;
-				const now = Date.now();
-				const expired = dropExpiredHolds(show, now);
-				let changed = expired.length > 0;
-				const outcomes = changes.map((change): Outcome<unknown> => {
-					try {
-						const outcome = change(show, now, expired);
-						changed ||= outcome.changed;
-						return { ok: true, value: outcome.result };
-					} catch (error) {
-						return { ok: false, error };
-					}
-				});
-				if (!changed) return outcomes;
-				if (await this.saveShow(show, expectedVersion)) {
-					if (expired.length > 0) {
-						this.countMetric(HOLDS_EXPIRED, undefined, expired.length);
-						this.logger.info(
-							`Show ${showID}: ${expired.length} expired hold(s) released`
-						);
-					}
-					return outcomes;
-				}
-				// Someone else wrote this show (the shard moved): re-read and try again.
-				if (attempt >= MAX_WRITE_ATTEMPTS) throw storeConflict(showID);
-				await new Promise(resolve => setTimeout(resolve, 5 * attempt));
-			}
+			return fromStored(this.toPlain<ShowDoc>(doc));
 		},
 
 		async saveShow(show: ShowDoc, expectedVersion: number): Promise<boolean> {
-			show.reserved = seatsInDocument(show);
-			const deadlines = show.holds.filter(h => h.state === "held").map(h => h.expiresAt ?? 0);
-			show.nextExpiry = deadlines.length > 0 ? Math.min(...deadlines) : null;
 			show.version = expectedVersion + 1;
-			show.updatedAt = Date.now();
 			const { _id, ...fields } = show;
 			if (!(await this.claimVersion(_id, show.version))) return false;
 			const written = await this.updateWhere(
@@ -502,11 +318,13 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				await this.dropClaim(_id, show.version);
 				return false;
 			}
+			// The previous version's claim has done its work; dropping it keeps the claims few.
+			this.dropClaim(_id, expectedVersion).catch(() => undefined);
 			this.broker.broadcast("shows.changed", toPublicShow(show));
 			return true;
 		},
 
-		/** Finds shows with expired holds and has each one's owner drop them. */
+		/** Finds shows with expired holds or unsettled sales and has each one's owner see to them. */
 		async sweepExpiredHolds(): Promise<void> {
 			const due: ShowDoc[] = await this.adapter.find({
 				query: { nextExpiry: { $lte: Date.now() } }
@@ -515,21 +333,48 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				const showID = this.toPlain<ShowDoc>(doc)._id;
 				await this.broker.call("shows.expireHolds", { showID });
 			}
+		},
+
+		/**
+		 * Shows written before sales moved out of the document keep every confirmed hold in it.
+		 * Settling them writes their sales records and moves the seats into `sold`. Idempotent and
+		 * safe beside another node doing the same: records are insert-once, and the document write
+		 * carries the version check and claim.
+		 */
+		async migrateShows(): Promise<void> {
+			const old: ShowDoc[] = await this.adapter.find({ query: { sold: { $exists: false } } });
+			for (const doc of old) await this.writer.settle(this.toPlain<ShowDoc>(doc)._id);
+			if (old.length > 0)
+				this.logger.info(`Moved the sales of ${old.length} show(s) out of their documents`);
 		}
 	},
 
 	created() {
-		this.writeQueue = createBatchQueue(
-			(showID, changes) => this.applyChanges(showID, changes),
-			MAX_CHANGES_PER_WRITE
+		this.writer = createShowWriter(
+			{
+				load: showID => this.loadShow(showID),
+				save: (show, expectedVersion) => this.saveShow(show, expectedVersion),
+				// The record collections open once the store is connected, after `created`.
+				records: () => ({ sales: this.side.show_sales, releases: this.side.show_releases }),
+				saved: (show, expired) => {
+					if (expired.length === 0) return;
+					this.countMetric(HOLDS_EXPIRED, undefined, expired.length);
+					this.logger.info(
+						`Show ${show._id}: ${expired.length} expired hold(s) released`
+					);
+				},
+				warn: message => this.logger.warn(message)
+			},
+			{ maxChangesPerWrite: MAX_CHANGES_PER_WRITE, maxWriteAttempts: MAX_WRITE_ATTEMPTS }
 		);
 		this.sweepTimer = null;
 	},
 
-	started() {
+	async started() {
+		await this.migrateShows();
 		// Expired holds already stop counting on the next write to their show; the sweeper makes
-		// the counts right for shows that nobody writes to. Every instance may run it: the owner
-		// serialises the work and a second sweep finds nothing.
+		// the counts right for shows that nobody writes to, and settles what a crash left. Every
+		// instance may run it: the owner serialises the work and a second sweep finds nothing.
 		this.sweepTimer = setInterval(() => {
 			this.sweepExpiredHolds().catch(err =>
 				this.logger.warn(`Hold sweep failed, will retry: ${(err as Error).message}`)

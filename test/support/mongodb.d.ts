@@ -8,6 +8,7 @@ declare module "mongodb" {
 		find(query?: object): { toArray(): Promise<any[]> };
 		findOne(query: object): Promise<any>;
 		countDocuments(query?: object): Promise<number>;
+		insertMany(docs: object[]): Promise<unknown>;
 		indexes(): Promise<{ key: Record<string, number>; unique?: boolean }[]>;
 	}
 	export interface Db {

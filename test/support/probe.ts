@@ -3,7 +3,7 @@
  * the REPL joins it), direct reads of the MongoDB-wire stores, and each node's Prometheus metrics.
  */
 import { ServiceBroker, type BrokerOptions } from "moleculer";
-import { MongoClient } from "mongodb";
+import { MongoClient, ObjectId } from "mongodb";
 import type { Cluster } from "./system";
 
 export async function operatorNode(cluster: Cluster): Promise<ServiceBroker> {
@@ -27,9 +27,12 @@ export async function openStores(cluster: Cluster) {
 	await client.connect();
 	const prefix = cluster.env.MONGO_DB_PREFIX ?? "";
 	const reservationsDb = client.db(`${prefix}reservations`);
+	const showsDb = client.db(`${prefix}shows`);
 	const stores = {
 		client,
-		shows: client.db(`${prefix}shows`).collection("shows"),
+		shows: showsDb.collection("shows"),
+		showSales: showsDb.collection("show_sales"),
+		showReleases: showsDb.collection("show_releases"),
 		reservations: reservationsDb.collection("reservations"),
 		reservationStates: reservationsDb.collection("reservation_states"),
 		openCheckouts: reservationsDb.collection("open_checkouts"),
@@ -46,6 +49,34 @@ export async function openStores(cluster: Cluster) {
 					byId.get(`${b._id}:outcome`)?.status ||
 					"pending"
 			}));
+		},
+		/**
+		 * A show's document and the checkouts whose seats it counts as sold: settled sales not
+		 * given back, plus confirmed holds still in the document (see lib/show-seats.ts).
+		 */
+		async seatsOf(showID: string) {
+			const show = await stores.shows.findOne({ _id: new ObjectId(showID) });
+			const sales = await stores.showSales.find({ showID }).toArray();
+			const released = new Set(
+				[
+					...(await stores.showReleases.find({ showID }).toArray()).map(r => r._id),
+					...(show.releasing ?? []).map((r: { id: string }) => r.id)
+				].map(String)
+			);
+			const settled = sales.filter(s => !released.has(String(s._id)));
+			const confirmedInDoc = show.holds.filter((h: any) => h.state === "confirmed");
+			const liveHolds = show.holds.filter((h: any) => h.state === "held");
+			return {
+				show,
+				liveHolds,
+				soldIds: new Set<string>([
+					...settled.map(s => String(s._id)),
+					...confirmedInDoc.map((h: any) => h.id as string)
+				]),
+				soldSeats:
+					settled.reduce((sum, s) => sum + s.count, 0) +
+					confirmedInDoc.reduce((sum: number, h: any) => sum + h.count, 0)
+			};
 		},
 		close: () => client.close()
 	};

@@ -1,0 +1,108 @@
+/**
+ * The three moves of a checkout's seats, as changes for the show writer (lib/show-writer.ts): take
+ * a hold, sell it, give seats back. Each is idempotent by the checkout id, so a retried or
+ * duplicated step answers as the first one did and changes nothing.
+ */
+import { holdExpired, holdNotFound, idempotencyKeyReused, notEnoughSeats } from "./errors";
+import { holdView, seatsInDocument, type Hold } from "./show-seats";
+import type { Settled, ShowChange } from "./show-writer";
+import type { HoldState, HoldView } from "./types";
+
+/** Looks up a checkout whose seats have left the document (sold, or sold and given back). */
+type FindSettled = (showID: string, holdId: string) => Promise<Settled | null>;
+
+/**
+ * Holds `count` seats until `ttlMs` from now. `resume`: an earlier attempt of this checkout may
+ * have sold them already, so a checkout that has left the document is looked up first.
+ */
+export function takeHold(
+	showID: string,
+	holdId: string,
+	count: number,
+	options: { ttlMs: number; resume: boolean; findSettled: FindSettled }
+): ShowChange<HoldView & { created: boolean }> {
+	return async (show, now) => {
+		const existing: Hold | Settled | null =
+			show.holds.find(h => h.id === holdId) ??
+			(options.resume ? await options.findSettled(showID, holdId) : null);
+		if (existing) {
+			// A retry or duplicate of the same checkout: same answer, and no new deadline, so a
+			// hold can never be kept alive by repeating it.
+			if (existing.count !== count) throw idempotencyKeyReused();
+			const view = holdView(showID, existing, existing.state);
+			return { result: { ...view, created: false }, changed: false };
+		}
+		// From the document, not `show.reserved`: earlier changes of this batch count too.
+		const available = show.houseSize - seatsInDocument(show);
+		if (count > available) throw notEnoughSeats(count, available);
+		const hold: Hold = {
+			id: holdId,
+			count,
+			state: "held",
+			expiresAt: now + options.ttlMs,
+			createdAt: now
+		};
+		show.holds.push(hold);
+		return { result: { ...holdView(showID, hold, "held"), created: true }, changed: true };
+	};
+}
+
+/** Sells a held checkout; refused once its hold has expired. `sold`: this call sold it. */
+export function sellHold(
+	showID: string,
+	holdId: string,
+	findSettled: FindSettled
+): ShowChange<{ view: HoldView; sold: boolean }> {
+	return async (show, _now, expired) => {
+		const hold = show.holds.find(h => h.id === holdId);
+		if (hold) {
+			const sold = hold.state === "held";
+			hold.state = "confirmed";
+			hold.expiresAt = null;
+			return { result: { view: holdView(showID, hold, "confirmed"), sold }, changed: sold };
+		}
+		if (expired.some(h => h.id === holdId)) throw holdExpired(holdId);
+		const settled = show.releasing.some(r => r.id === holdId)
+			? null
+			: await findSettled(showID, holdId);
+		// Sold by an earlier attempt and settled since: the same answer again.
+		if (settled?.state === "confirmed")
+			return {
+				result: { view: holdView(showID, settled, "confirmed"), sold: false },
+				changed: false
+			};
+		throw holdNotFound(holdId);
+	};
+}
+
+/**
+ * Gives a checkout's seats back, held or sold, however long after the sale, exactly once.
+ * `onlyIfHeld` leaves sold seats alone (compensations must not undo a sale) and reports them as
+ * `confirmed`, which is how the reconciler learns that a checkout was sold.
+ */
+export function releaseHold(
+	showID: string,
+	holdId: string,
+	onlyIfHeld: boolean,
+	findSettled: FindSettled
+): ShowChange<{ released: number; state: HoldState }> {
+	return async (show, _now, expired) => {
+		const nothing = (state: HoldState) => ({ result: { released: 0, state }, changed: false });
+		const hold = show.holds.find(h => h.id === holdId);
+		if (hold?.state === "held") {
+			show.holds = show.holds.filter(h => h !== hold);
+			return { result: { released: hold.count, state: "held" }, changed: true };
+		}
+		if (show.releasing.some(r => r.id === holdId)) return nothing("released");
+		if (expired.some(h => h.id === holdId)) return nothing("expired");
+		const sold = hold ?? (await findSettled(showID, holdId));
+		if (!sold) return nothing("missing");
+		if (sold.state === "released") return nothing("released");
+		if (onlyIfHeld) return nothing("confirmed");
+		// Sold seats go back through `releasing`, so that a release record marks them given back.
+		if (hold) show.holds = show.holds.filter(h => h !== hold);
+		else show.sold -= sold.count;
+		show.releasing.push({ id: holdId, count: sold.count });
+		return { result: { released: sold.count, state: "confirmed" }, changed: true };
+	};
+}

@@ -1,0 +1,74 @@
+/**
+ * The gateway's cached show list: filled in pages from `shows.list`, patched in place by
+ * `shows.changed` events, and trusted no longer than a safety TTL in case an event was missed.
+ */
+import type { Context } from "moleculer";
+import type { PublicShow } from "./types";
+
+/** Shows per `shows.list` call when filling the cache: well inside NATS's 1 MB message limit. */
+const FETCH_PAGE = 5000;
+
+export interface ShowListCache {
+	shows: PublicShow[] | null;
+	byId: Map<string, PublicShow>;
+	fetchedAt: number;
+	/** Bumped by every change event, so a fetch that raced a change is not cached. */
+	generation: number;
+	refreshing: Promise<PublicShow[]> | null;
+}
+
+export function createShowListCache(): ShowListCache {
+	return { shows: null, byId: new Map(), fetchedAt: 0, generation: 0, refreshing: null };
+}
+
+/**
+ * The show list from cache, refreshed when it is older than `ttlMs`. Concurrent readers share one
+ * refresh, fetched in pages that each fit in one broker message.
+ */
+export function loadShows(
+	cache: ShowListCache,
+	ctx: Context,
+	ttlMs: number
+): Promise<PublicShow[]> {
+	if (cache.shows && Date.now() - cache.fetchedAt < ttlMs) return Promise.resolve(cache.shows);
+	if (cache.refreshing) return cache.refreshing;
+	const generation = cache.generation;
+	const refresh = (async () => {
+		const shows: PublicShow[] = [];
+		for (;;) {
+			const page = await ctx.call<PublicShow[], object>("shows.list", {
+				offset: shows.length,
+				limit: FETCH_PAGE
+			});
+			shows.push(...page);
+			if (page.length < FETCH_PAGE) break;
+		}
+		if (cache.generation === generation) {
+			cache.shows = shows;
+			cache.byId = new Map(shows.map(s => [s._id, s]));
+			cache.fetchedAt = Date.now();
+		}
+		return shows;
+	})();
+	cache.refreshing = refresh;
+	const clear = () => {
+		if (cache.refreshing === refresh) cache.refreshing = null;
+	};
+	refresh.then(clear, clear);
+	return refresh;
+}
+
+/** A show's seats or size changed somewhere: patch the cached list in place. */
+export function patchShow(cache: ShowListCache, show: PublicShow): void {
+	cache.generation++;
+	if (!cache.shows) return;
+	const cached = cache.byId.get(show._id);
+	// A new show: refetch, so the list keeps the store's order.
+	if (cached) Object.assign(cached, show);
+	else cache.shows = null;
+}
+
+/** Events may have been missed (this node was cut off): refetch on the next read. */
+export function forgetShows(cache: ShowListCache): void {
+	cache.shows = null;
+}

@@ -1,0 +1,271 @@
+/**
+ * Sold seats live outside the show's document: the document keeps counters and the checkouts in
+ * flight, and each sale is one insert-once record. These tests prove the document stays small
+ * through a sell-out, that sold seats are released exactly once however long after the sale, and
+ * that a crash between a record and the document write neither loses nor double-counts seats.
+ */
+import type { ServiceBroker } from "moleculer";
+import type { HoldView } from "../../lib/types";
+import { createShowWriter, type ShowStore } from "../../lib/show-writer";
+import { newShowDoc, toPublicShow, type SeatRecord, type ShowDoc } from "../../lib/show-seats";
+import {
+	createShow,
+	eventually,
+	getShow,
+	newId,
+	settle,
+	showsSchema,
+	startBroker
+} from "./helpers";
+
+type HoldAnswer = HoldView & { created: boolean };
+
+function shows(broker: ServiceBroker) {
+	return broker.getLocalService("shows") as unknown as {
+		adapter: { findById(id: string): Promise<ShowDoc> };
+		side: Record<string, { findById<T>(id: string): Promise<T | null> }>;
+	};
+}
+
+async function buy(broker: ServiceBroker, showID: string, count: number, holdId = newId("sale")) {
+	await broker.call<HoldAnswer, object>("shows.holdSeats", { showID, holdId, count });
+	await broker.call("shows.confirmHold", { showID, holdId });
+	return holdId;
+}
+
+describe("shows: sold seats leave the show document", () => {
+	let broker: ServiceBroker;
+
+	beforeAll(async () => {
+		broker = await startBroker([showsSchema()]);
+	});
+
+	afterAll(async () => {
+		await broker.stop();
+	});
+
+	it("a confirmed checkout is settled into `sold` and one sales record; the document keeps no trace of it", async () => {
+		const show = await createShow(broker, 20);
+		const holdId = await buy(broker, show._id, 3);
+		await eventually("the sale is settled", async () => {
+			const doc = await shows(broker).adapter.findById(show._id);
+			return doc.holds.length === 0 && doc.sold === 3;
+		});
+		const doc = await shows(broker).adapter.findById(show._id);
+		expect(doc).toMatchObject({ sold: 3, reserved: 3, holds: [], releasing: [] });
+		expect(await shows(broker).side.show_sales.findById(holdId)).toMatchObject({
+			_id: holdId,
+			showID: show._id,
+			count: 3
+		});
+		expect(await getShow(broker, show._id)).toMatchObject({ reserved: 3, available: 17 });
+		expect(await broker.call("shows.getHold", { showID: show._id, holdId })).toEqual({
+			state: "confirmed"
+		});
+	});
+
+	it("a sell-out of 3,000 seats by 150 concurrent buyers of 1 to 10 sells exactly the house, and the document never outgrows the checkouts in flight", async () => {
+		const house = 3000;
+		const show = await createShow(broker, house);
+		const sizes: number[] = [];
+		let largest = 0;
+		let sold = 0;
+		const buyer = async (): Promise<void> => {
+			for (;;) {
+				const count = 1 + Math.floor(Math.random() * 10);
+				try {
+					await buy(broker, show._id, count);
+					sold += count;
+					sizes.push(count);
+				} catch (err) {
+					if ((err as { type?: string }).type !== "NOT_ENOUGH_SEATS") throw err;
+					if ((await getShow(broker, show._id)).available === 0) return;
+				}
+				if (sizes.length % 50 === 0) {
+					const doc = await shows(broker).adapter.findById(show._id);
+					largest = Math.max(largest, JSON.stringify(doc).length);
+				}
+			}
+		};
+		await Promise.all(Array.from({ length: 150 }, buyer));
+		expect(sold).toBe(house);
+		expect(await getShow(broker, show._id)).toMatchObject({ reserved: house, available: 0 });
+		await eventually("every sale is settled", async () => {
+			const doc = await shows(broker).adapter.findById(show._id);
+			return doc.holds.length === 0 && doc.sold === house;
+		});
+		expect(largest).toBeGreaterThan(0);
+		// At most every buyer's hold in it at once (about 110 bytes each), whatever was sold before.
+		expect(largest).toBeLessThan(150 * 128 + 1024);
+	}, 120000);
+
+	it("a sale canceled long after, behind hundreds of later sales, gives its seats back exactly once", async () => {
+		const show = await createShow(broker, 1000);
+		const first = await buy(broker, show._id, 4);
+		await Promise.all(Array.from({ length: 300 }, () => buy(broker, show._id, 2)));
+		expect((await getShow(broker, show._id)).reserved).toBe(604);
+
+		const releases = await settle(
+			Array.from({ length: 5 }, () =>
+				broker.call<{ released: number; state: string }, object>("shows.releaseSeats", {
+					showID: show._id,
+					holdId: first
+				})
+			)
+		);
+		expect(releases.errors).toEqual([]);
+		expect(releases.ok.map(r => r.released).sort()).toEqual([0, 0, 0, 0, 4]);
+		expect((await getShow(broker, show._id)).reserved).toBe(600);
+		await eventually("the release is settled", async () => {
+			const doc = await shows(broker).adapter.findById(show._id);
+			return doc.releasing.length === 0;
+		});
+		expect(
+			await broker.call("shows.releaseSeats", { showID: show._id, holdId: first })
+		).toEqual({ released: 0, state: "released" });
+		expect(await broker.call("shows.getHold", { showID: show._id, holdId: first })).toEqual({
+			state: "released"
+		});
+		await expect(
+			broker.call("shows.confirmHold", { showID: show._id, holdId: first })
+		).rejects.toMatchObject({ type: "HOLD_NOT_FOUND" });
+		expect((await getShow(broker, show._id)).reserved).toBe(600);
+	});
+
+	it("onlyIfHeld reports a settled sale as confirmed and leaves it sold (the reconciler's question)", async () => {
+		const show = await createShow(broker, 10);
+		const holdId = await buy(broker, show._id, 2);
+		await eventually(
+			"settled",
+			async () => (await shows(broker).adapter.findById(show._id)).holds.length === 0
+		);
+		expect(
+			await broker.call("shows.releaseSeats", { showID: show._id, holdId, onlyIfHeld: true })
+		).toEqual({ released: 0, state: "confirmed" });
+		expect((await getShow(broker, show._id)).reserved).toBe(2);
+	});
+
+	it("a resumed checkout whose seats were already sold and settled gets its sale back, not a second hold", async () => {
+		const show = await createShow(broker, 10);
+		const holdId = await buy(broker, show._id, 3);
+		await eventually(
+			"settled",
+			async () => (await shows(broker).adapter.findById(show._id)).holds.length === 0
+		);
+		const again = await broker.call<HoldAnswer, object>("shows.holdSeats", {
+			showID: show._id,
+			holdId,
+			count: 3,
+			resume: true
+		});
+		expect(again).toMatchObject({ created: false, state: "confirmed" });
+		expect(await broker.call("shows.confirmHold", { showID: show._id, holdId })).toMatchObject({
+			state: "confirmed"
+		});
+		expect((await getShow(broker, show._id)).reserved).toBe(3);
+	});
+
+	it("resize refuses to go below the seats sold plus held, with sales out of the document", async () => {
+		const show = await createShow(broker, 20);
+		await buy(broker, show._id, 6);
+		await broker.call("shows.holdSeats", { showID: show._id, holdId: newId("h"), count: 4 });
+		await expect(
+			broker.call("shows.resize", { showID: show._id, houseSize: 9 })
+		).rejects.toMatchObject({ type: "HOUSE_TOO_SMALL" });
+		expect(
+			await broker.call("shows.resize", { showID: show._id, houseSize: 10 })
+		).toMatchObject({
+			houseSize: 10,
+			available: 0
+		});
+	});
+});
+
+/** A store in memory whose writes can be made to fail, as a crash between two steps would. */
+function memoryStore(show: ShowDoc) {
+	let stored = structuredClone(show);
+	const sales = new Map<string, SeatRecord>();
+	const releases = new Map<string, SeatRecord>();
+	const collection = (records: Map<string, SeatRecord>) => ({
+		async insertAllOnce(docs: SeatRecord[]) {
+			for (const doc of docs) if (!records.has(doc._id)) records.set(doc._id, doc);
+		},
+		async findById<T>(id: string) {
+			return (records.get(id) ?? null) as T | null;
+		}
+	});
+	const state = {
+		failSaves: 0,
+		get doc() {
+			return stored;
+		},
+		sales,
+		releases
+	};
+	const store: ShowStore = {
+		async load() {
+			return structuredClone(stored);
+		},
+		async save(next, expectedVersion) {
+			if (state.failSaves > 0) {
+				state.failSaves--;
+				throw new Error("store went away");
+			}
+			if (stored.version !== expectedVersion) return false;
+			stored = structuredClone(next);
+			return true;
+		},
+		records: () => ({ sales: collection(sales), releases: collection(releases) }),
+		saved: () => undefined,
+		warn: () => undefined
+	};
+	return { store, state };
+}
+
+describe("show writer: a crash between a record and the document write", () => {
+	const limits = { maxChangesPerWrite: 100, maxWriteAttempts: 3 };
+
+	it("a sales record written before a failed document write is settled once by the next write", async () => {
+		const show = newShowDoc({ _id: "a".repeat(24), name: "Crash", houseSize: 10, presold: 0 });
+		show.holds.push({
+			id: "checkout-1",
+			count: 4,
+			state: "confirmed",
+			expiresAt: null,
+			createdAt: 0
+		});
+		const { store, state } = memoryStore(show);
+		const writer = createShowWriter(store, limits);
+
+		state.failSaves = 1;
+		await expect(writer.settle(show._id)).rejects.toThrow("store went away");
+		// The record is there, the document still holds the confirmed hold: counted once.
+		expect(state.sales.has("checkout-1")).toBe(true);
+		expect(toPublicShow(state.doc).reserved).toBe(4);
+
+		await writer.settle(show._id);
+		expect(state.doc).toMatchObject({ sold: 4, holds: [], reserved: 4 });
+		expect(state.sales.size).toBe(1);
+		expect(await writer.findSettled(show._id, "checkout-1")).toMatchObject({
+			state: "confirmed",
+			count: 4
+		});
+	});
+
+	it("a release whose record was written before a failed document write is not given back twice", async () => {
+		const show = newShowDoc({ _id: "b".repeat(24), name: "Crash", houseSize: 10, presold: 0 });
+		show.sold = 0;
+		show.releasing.push({ id: "checkout-2", count: 3 });
+		const { store, state } = memoryStore(show);
+		state.sales.set("checkout-2", { _id: "checkout-2", showID: show._id, count: 3, at: 0 });
+		const writer = createShowWriter(store, limits);
+
+		state.failSaves = 1;
+		await expect(writer.settle(show._id)).rejects.toThrow();
+		await writer.settle(show._id);
+		expect(state.doc).toMatchObject({ sold: 0, releasing: [], reserved: 0 });
+		expect(await writer.findSettled(show._id, "checkout-2")).toMatchObject({
+			state: "released"
+		});
+	});
+});
