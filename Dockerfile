@@ -33,6 +33,8 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
 	&& npm cache clean --force
 
 COPY --from=builder /app/dist ./dist
+# The box-office page's static files, served by the api under /box-office/.
+COPY public ./public
 # Embedded (NeDB) mode keeps its files in ./data; the node user must be able to write there.
 RUN mkdir -p data && chown node:node data
 

@@ -28,5 +28,24 @@ export default tseslint.config(
 			"@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
 			"@typescript-eslint/no-require-imports": "off"
 		}
+	},
+	{
+		// The box-office page's script runs in the browser.
+		files: ["public/**/*.js"],
+		languageOptions: {
+			sourceType: "script",
+			globals: Object.fromEntries(
+				[
+					"window",
+					"document",
+					"fetch",
+					"EventSource",
+					"localStorage",
+					"crypto",
+					"CSS",
+					"Promise"
+				].map(name => [name, "readonly"])
+			)
+		}
 	}
 );

@@ -102,8 +102,14 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		nedbCompactAfterWrites: readInt(env, "NEDB_COMPACT_AFTER_WRITES", 2000, 1, 10000000),
 		/** Documents in one embedded store past which a node warns at start to move to MongoDB. */
 		embeddedWarnDocuments: readInt(env, "EMBEDDED_WARN_DOCUMENTS", 200000, 1, 1000000000),
+		/** Seconds clients and proxies may reuse a read (`GET /`, `GET /shows/:id`): a few at most. */
+		readMaxAgeSeconds: readInt(env, "READ_MAX_AGE_S", 2, 0, 60),
 		/** Longest the gateway trusts its cached show list without an event having refreshed it. */
 		showsCacheTtlMs: readInt(env, "SHOWS_CACHE_TTL_MS", 30000, 0, 3600000),
+		/** GET /events: open streams per gateway node at most (503 beyond), heartbeat, backlog. */
+		eventsMaxStreams: readInt(env, "EVENTS_MAX_STREAMS", 1000, 1, 100000),
+		eventsHeartbeatMs: readInt(env, "EVENTS_HEARTBEAT_MS", 15000, 100, 600000),
+		eventsBacklog: readInt(env, "EVENTS_BACKLOG", 1000, 0, 100000),
 		metricsPort: metricsPort === 0 ? 0 : metricsPort + workerOffset,
 		// Not `TRACING`: moleculer-runner overwrites any broker option named like an env variable.
 		tracing: env.TRACE_EXPORTER === "console",

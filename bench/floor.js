@@ -3,13 +3,15 @@
  * system's work. The benchmark runs each in its own process, loaded exactly like the system.
  *
  *   bare    GET / answers the same 3-show JSON list that the system answers on a fresh store.
+ *   moleculer-web  the framework's own least: a local broker, moleculer-web with one alias, and one
+ *           plain action returning the same list. What any gateway built on it costs.
  *   append  POST /reserve and DELETE /reservations/:id append the request to a file with
  *           fs.appendFile (as NeDB persists each write) and answer once the append is done;
  *           GET / as `bare`. The floor for checkout-plus-cancel pairs.
  *
  * Both answer GET /health with 200, so they are waited for like the system.
  *
- *   node bench/floor.js bare|append [--port N] [--file path]   prints "listening <port>"
+ *   node bench/floor.js bare|moleculer-web|append [--port N] [--file path]   prints "listening <port>"
  */
 "use strict";
 
@@ -107,6 +109,39 @@ function createAppendServer(file) {
 	});
 }
 
+/** moleculer-web's least: one route, one alias, one action that returns the list. */
+async function startMoleculerWebFloor(port) {
+	const { ServiceBroker } = require("moleculer");
+	const ApiGateway = require("moleculer-web");
+	const broker = new ServiceBroker({ logger: false, metrics: false, tracing: false });
+	broker.createService({
+		name: "floor",
+		actions: {
+			list: () => SHOWS,
+			health: () => ({ status: "ok" })
+		}
+	});
+	const gateway = broker.createService({
+		name: "api",
+		mixins: [ApiGateway],
+		settings: {
+			port,
+			ip: "127.0.0.1",
+			logRequest: null,
+			logResponse: null,
+			routes: [
+				{
+					path: "",
+					mappingPolicy: "restrict",
+					aliases: { "GET /": "floor.list", "GET /health": "floor.health" }
+				}
+			]
+		}
+	});
+	await broker.start();
+	return { broker, port: gateway.server.address().port };
+}
+
 module.exports = { createBareServer, createAppendServer, SHOWS, SHOWS_JSON };
 
 if (require.main === module) {
@@ -118,6 +153,15 @@ if (require.main === module) {
 	};
 	const port = Number(option("--port") ?? 0);
 	let server;
+	if (mode === "moleculer-web") {
+		startMoleculerWebFloor(port).then(({ broker, port: listening }) => {
+			process.stdout.write(`listening ${listening}\n`);
+			const stopBroker = () => broker.stop().then(() => process.exit(0));
+			process.on("SIGTERM", stopBroker);
+			process.on("SIGINT", stopBroker);
+		});
+		return;
+	}
 	if (mode === "bare") server = createBareServer();
 	else if (mode === "append") {
 		const file =
@@ -125,7 +169,9 @@ if (require.main === module) {
 			path.join(fs.mkdtempSync(path.join(os.tmpdir(), "floor-")), "append.db");
 		server = createAppendServer(file);
 	} else {
-		process.stderr.write("usage: node bench/floor.js bare|append [--port N] [--file path]\n");
+		process.stderr.write(
+			"usage: node bench/floor.js bare|moleculer-web|append [--port N] [--file path]\n"
+		);
 		process.exit(2);
 	}
 	server.keepAliveTimeout = 30000;

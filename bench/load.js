@@ -11,6 +11,8 @@
 "use strict";
 /* global fetch, AbortSignal */
 
+const { execFile } = require("node:child_process");
+const fs = require("node:fs");
 const autocannon = require("autocannon");
 const cpu = require("./cpu");
 
@@ -106,8 +108,81 @@ function summarise(result) {
 	};
 }
 
-/** GET `path` from every connection. */
+/** wrk's path, when the machine has it (Debian package `wrk`), unless BENCH_CLIENT=autocannon. */
+function wrkPath() {
+	if (process.env.BENCH_CLIENT === "autocannon") return null;
+	for (const dir of (process.env.PATH ?? "").split(":"))
+		if (dir && fs.existsSync(`${dir}/wrk`)) return `${dir}/wrk`;
+	return null;
+}
+
+const WRK_UNITS = { us: 0.001, ms: 1, s: 1000 };
+
+/**
+ * One wrk run (one thread, in a process of its own, so the client is not the bottleneck), with
+ * the CPU it used: the shell's `times` after it reports its children's user and system time.
+ */
+function wrkRun(wrk, url, { connections, duration, timeout }) {
+	const script = `"${wrk}" -t1 -c${connections} -d${duration}s --timeout ${timeout}s --latency -H 'accept: application/json' '${url}'; times`;
+	return new Promise((resolve, reject) => {
+		execFile("sh", ["-c", script], { maxBuffer: 1 << 20 }, (err, stdout) => {
+			if (err) return reject(err);
+			const number = re => Number(re.exec(stdout)?.[1] ?? 0);
+			const latency = pct => {
+				const m = new RegExp(`\\s${pct}%\\s+([\\d.]+)(us|ms|s)`).exec(stdout);
+				return m ? Number(m[1]) * WRK_UNITS[m[2]] : null;
+			};
+			const requests = number(/(\d+) requests in/);
+			const non2xx = number(/Non-2xx or 3xx responses: (\d+)/);
+			const errors =
+				/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+			// `times` prints the shell's own times, then its children's (wrk's): user, then system.
+			const times = stdout.trim().split("\n").pop().split(/\s+/);
+			const seconds = t => {
+				const m = /(\d+)m([\d.]+)s/.exec(t ?? "");
+				return m ? Number(m[1]) * 60 + Number(m[2]) : 0;
+			};
+			const ok = requests - non2xx;
+			resolve({
+				durationS: duration,
+				requests,
+				ok2xx: ok,
+				reqPerSec: round(ok / duration),
+				p50Ms: round(latency(50), 2),
+				p99Ms: round(latency(99), 2),
+				maxMs: null,
+				non2xx,
+				unanswered: 0,
+				errors: errors ? Number(errors[1]) + Number(errors[2]) + Number(errors[3]) : 0,
+				timeouts: errors ? Number(errors[4]) : 0,
+				statusCodes: {},
+				bytesPerAnswer: null,
+				client: "wrk",
+				clientCores: round((seconds(times[0]) + seconds(times[1])) / duration, 2)
+			});
+		});
+	});
+}
+
+/** GET `path` from every connection: with wrk when the machine has it, else autocannon. */
 async function reads(baseUrl, { path = "/", connections, duration, warmup, timeout = 10 }) {
+	const wrk = wrkPath();
+	if (wrk) {
+		const url = baseUrl + path;
+		if (warmup > 0) await wrkRun(wrk, url, { connections, duration: warmup, timeout });
+		return guarded(async () => {
+			const before = cpu.snapshot();
+			const result = await wrkRun(wrk, url, { connections, duration, timeout });
+			return {
+				workload: "reads",
+				path,
+				connections,
+				...result,
+				throughput: result.reqPerSec,
+				...cpu.since(before)
+			};
+		});
+	}
 	const opts = {
 		url: baseUrl + path,
 		connections,

@@ -39,10 +39,11 @@ const SECTIONS = ["floor", "embedded", "cluster", "scale", "onsale"];
 const ALL_SECTIONS = [...SECTIONS, "profile", "latency"];
 
 const TARGETS = [
-	{ system: "embedded", workload: "reads", floor: "reads", min: 0.4 },
+	{ system: "embedded", workload: "reads", floor: "reads", min: 0.5 },
+	{ system: "embedded", workload: "reads", floor: "webReads", min: 1.0 },
 	{ system: "embedded", workload: "pairs", floor: "pairs", min: 0.15 },
-	{ system: "cluster", workload: "reads", floor: "reads", min: 0.3 },
-	{ system: "cluster", workload: "pairs", floor: "pairs", min: 0.03 }
+	{ system: "cluster", workload: "reads", floor: "reads", min: 0.4 },
+	{ system: "cluster", workload: "pairs", floor: "pairs", min: 0.04 }
 ];
 
 function parseArgs(argv) {
@@ -206,6 +207,16 @@ async function runFloor(cfg, out) {
 		);
 	} finally {
 		await bare.stop();
+	}
+	log("floor: moleculer-web's least (local broker, one plain action), GET /");
+	const web = await procs.startFloor("moleculer-web");
+	try {
+		out.floor.webReads = checkAlive(
+			web,
+			await load.reads(web.baseUrl, { connections, warmup, duration })
+		);
+	} finally {
+		await web.stop();
 	}
 	log("floor: append-to-file http, checkout+cancel pairs");
 	const append = await procs.startFloor("append");
@@ -457,7 +468,8 @@ function errorsCell(r) {
 /** Cores this run used and cores other processes took meanwhile (ideally 0). */
 function cpuCell(r) {
 	if (!r || r.ownCores === null || r.ownCores === undefined) return null;
-	return `${r.ownCores.toFixed(2)} / ${r.otherCores.toFixed(2)}`;
+	const client = r.clientCores !== undefined ? ` (${r.client} ${r.clientCores.toFixed(2)})` : "";
+	return `${r.ownCores.toFixed(2)} / ${r.otherCores.toFixed(2)}${client}`;
 }
 
 /** The most CPU other processes took during any of these workloads. */
@@ -494,9 +506,11 @@ function mainTable(out) {
 		]);
 	};
 	row("floor: bare http, GET /", out.floor.reads, "req/s");
+	row("floor: moleculer-web's least, GET /", out.floor.webReads, "req/s");
 	row("floor: append http, checkout+cancel", out.floor.pairs, "pairs/s");
 	for (const t of TARGETS) {
-		const name = `${t.system}: ${t.workload === "reads" ? "GET /" : "checkout+cancel"}`;
+		const versus = t.floor === "webReads" ? " (vs moleculer-web's least)" : "";
+		const name = `${t.system}: ${t.workload === "reads" ? "GET /" : "checkout+cancel"}${versus}`;
 		row(
 			name,
 			out[t.system]?.[t.workload],
@@ -518,7 +532,7 @@ function mainTable(out) {
 			"ratio",
 			"target",
 			"result",
-			"CPU ours / others"
+			"CPU ours / others (client)"
 		],
 		rows
 	);

@@ -115,6 +115,19 @@ export function describeError(error: unknown): HttpError {
 			retryAfter: status === 429 ? RETRY_AFTER_RATE_LIMITED_S : undefined
 		};
 	}
+	// A 503 that names its own cause and wait (a gateway node full of event streams) keeps them.
+	const ownWait = (err.data as { retryAfter?: unknown } | undefined)?.retryAfter;
+	if (code === 503 && err.type && typeof ownWait === "number")
+		return {
+			status: 503,
+			body: {
+				name: "ServiceUnavailableError",
+				message: err.message ?? "unavailable; try again shortly",
+				code: 503,
+				type: err.type
+			},
+			retryAfter: ownWait
+		};
 	if (code === 503) return unavailable();
 
 	return {

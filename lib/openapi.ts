@@ -4,6 +4,7 @@
  * public route is documented and that the answers match their documented schemas.
  */
 import { appConfig } from "../moleculer.config";
+import { boxOfficePaths } from "./openapi-box-office";
 
 /** The parts of OpenAPI 3.0 this document uses. */
 export interface SchemaObject {
@@ -350,7 +351,8 @@ export function buildOpenApiDocument(maxTicketsPerOrder: number): OpenApiDocumen
 						}
 					}
 				}
-			}
+			},
+			...boxOfficePaths
 		},
 		components: {
 			schemas: {

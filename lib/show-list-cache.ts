@@ -3,6 +3,8 @@
  * `shows.changed` events, and trusted no longer than a safety TTL in case an event was missed.
  */
 import type { Context } from "moleculer";
+import { notEnoughSeats } from "./errors";
+import type { ReadAnswer } from "./show-reads";
 import type { PublicShow } from "./types";
 
 /** Shows per `shows.list` call when filling the cache: well inside NATS's 1 MB message limit. */
@@ -15,10 +17,21 @@ export interface ShowListCache {
 	/** Bumped by every change event, so a fetch that raced a change is not cached. */
 	generation: number;
 	refreshing: Promise<PublicShow[]> | null;
+	/** Serialised answers (lib/show-reads.ts), dropped whenever what they show changes. */
+	firstPage: ReadAnswer | null;
+	answers: Map<string, ReadAnswer>;
 }
 
 export function createShowListCache(): ShowListCache {
-	return { shows: null, byId: new Map(), fetchedAt: 0, generation: 0, refreshing: null };
+	return {
+		shows: null,
+		byId: new Map(),
+		fetchedAt: 0,
+		generation: 0,
+		refreshing: null,
+		firstPage: null,
+		answers: new Map()
+	};
 }
 
 /**
@@ -47,6 +60,8 @@ export function loadShows(
 			cache.shows = shows;
 			cache.byId = new Map(shows.map(s => [s._id, s]));
 			cache.fetchedAt = Date.now();
+			cache.firstPage = null;
+			cache.answers.clear();
 		}
 		return shows;
 	})();
@@ -61,6 +76,8 @@ export function loadShows(
 /** A show's seats or size changed somewhere: patch the cached list in place. */
 export function patchShow(cache: ShowListCache, show: PublicShow): void {
 	cache.generation++;
+	cache.firstPage = null;
+	cache.answers.delete(show._id);
 	if (!cache.shows) return;
 	const cached = cache.byId.get(show._id);
 	// A new show: refetch, so the list keeps the store's order.
@@ -68,7 +85,24 @@ export function patchShow(cache: ShowListCache, show: PublicShow): void {
 	else cache.shows = null;
 }
 
+/**
+ * The refusal for a checkout of a show that this node's fresh list shows sold out, or null. The
+ * list may be a moment behind a cancel; the next event brings the seats back to the list.
+ */
+export function knownSoldOut(
+	cache: ShowListCache,
+	ttlMs: number,
+	showID: string,
+	count: number
+): Error | null {
+	const fresh = cache.shows && Date.now() - cache.fetchedAt < ttlMs;
+	const show = fresh ? cache.byId.get(showID) : undefined;
+	return show && show.available <= 0 ? notEnoughSeats(count, 0) : null;
+}
+
 /** Events may have been missed (this node was cut off): refetch on the next read. */
 export function forgetShows(cache: ShowListCache): void {
 	cache.shows = null;
+	cache.firstPage = null;
+	cache.answers.clear();
 }

@@ -14,6 +14,7 @@ import DbService from "moleculer-db";
 import MongoAdapter from "moleculer-db-adapter-mongo";
 import { appConfig } from "../moleculer.config";
 import { createInsertBatcher, createRemoveBatcher } from "../lib/group-commit";
+import { closeAppendHandles, keepAppendHandleOpen } from "../lib/nedb-appender";
 
 export interface IndexSpec {
 	fields: Record<string, 1 | -1>;
@@ -139,6 +140,7 @@ function nedbCollection(store: NeDbDatastore): SideCollection {
 async function nedbSideCollection(filename: string | null): Promise<SideCollection> {
 	const store = new Datastore(filename ? { filename } : {});
 	await store.loadDatabaseAsync();
+	keepAppendHandleOpen(store as unknown as Parameters<typeof keepAppendHandleOpen>[0]);
 	return nedbCollection(store as unknown as NeDbDatastore);
 }
 
@@ -433,6 +435,7 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 				}
 			}
 			if (nedb && this.storeFolder) {
+				keepAppendHandleOpen(nedb as unknown as Parameters<typeof keepAppendHandleOpen>[0]);
 				this.nedbChurn = compactAfterChurn(nedb);
 				await warnIfTooBigForEmbedded(this, adapter, options.database);
 			}
@@ -446,7 +449,8 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 			}
 		},
 
-		stopped() {
+		async stopped() {
+			await closeAppendHandles();
 			if (this.storeLock) fs.rmSync(this.storeLock as string, { force: true });
 		}
 	};

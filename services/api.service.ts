@@ -4,7 +4,7 @@
  * Its HTTP guards live in lib/http-guards.ts, its cached show list in lib/show-list-cache.ts.
  */
 import crypto from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { appConfig } from "../moleculer.config";
@@ -29,10 +29,22 @@ import {
 	createShowListCache,
 	forgetShows,
 	loadShows,
+	knownSoldOut,
 	patchShow,
 	type ShowListCache
 } from "../lib/show-list-cache";
+import {
+	actionRead,
+	answer,
+	firstPageAnswer,
+	listAnswer,
+	answerReadsFirst,
+	showAnswer,
+	type ReadMeta
+} from "../lib/show-reads";
 import { openApiDocument } from "../lib/openapi";
+import { assetOptions, publicFolder } from "../lib/box-office";
+import { createEventStream, eventsRoute, type EventStream } from "../lib/event-stream";
 import { atMostChars } from "../lib/text";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import type { PublicShow, Reservation } from "../lib/types";
@@ -49,6 +61,7 @@ type ApiMethods = MetricsMethods;
 
 interface ApiLocals {
 	showsCache: ShowListCache;
+	eventStream: EventStream;
 }
 
 const CHECKOUTS = "tickets_checkouts_total";
@@ -176,12 +189,20 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 				},
 				bodyParsers: false,
 				callOptions: GATEWAY_CALL_OPTIONS,
-				onBeforeCall(_ctx: Context, _route: unknown, req: RequestWithParams) {
+				onBeforeCall(
+					ctx: Context<unknown, ReadMeta>,
+					_route: unknown,
+					req: RequestWithParams
+				) {
 					acceptPageQuery(req.$params ?? {});
+					ctx.meta.ifNoneMatch = req.headers["if-none-match"];
 				}
 			},
-			checkoutRoute
+			checkoutRoute,
+			eventsRoute
 		],
+		// The box-office page (public/box-office/): only what is in that folder, with its own CSP.
+		assets: { folder: publicFolder(), options: assetOptions },
 		onError: sendErrorAnswer
 	},
 
@@ -237,28 +258,30 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 				},
 				offset: { type: "number", integer: true, min: 0, optional: true, convert: true }
 			},
-			async handler(
-				ctx: Context<{ limit?: number; offset?: number }, CheckoutMeta>
-			): Promise<PublicShow[]> {
+			async handler(ctx: Context<{ limit?: number; offset?: number }, ReadMeta>) {
 				const limit = ctx.params.limit ?? DEFAULT_PAGE;
 				const offset = ctx.params.offset ?? 0;
 				const shows = await loadShows(this.showsCache, ctx, this.settings.showsCacheTtlMs);
-				const headers: Record<string, string> = { "X-Total-Count": String(shows.length) };
-				if (offset + limit < shows.length)
-					headers.Link = `</?limit=${limit}&offset=${offset + limit}>; rel="next"`;
-				ctx.meta.$responseHeaders = headers;
-				return offset === 0 && limit >= shows.length
-					? shows
-					: shows.slice(offset, offset + limit);
+				const page =
+					offset === 0 && limit === DEFAULT_PAGE
+						? firstPageAnswer(this.showsCache, shows, limit)
+						: listAnswer(shows, offset, limit);
+				return actionRead(ctx.meta, page, appConfig.readMaxAgeSeconds);
 			}
 		},
 
+		/** One show, from the cached list when it knows it (a new show: from the store). */
 		getShow: {
 			params: { id: { type: "string", max: 64 } },
-			async handler(ctx: Context<{ id: string }>): Promise<PublicShow> {
+			async handler(ctx: Context<{ id: string }, ReadMeta>) {
 				const { id } = ctx.params;
 				if (!SHOW_ID_PATTERN.test(id)) throw showNotFound(id);
-				return ctx.call("shows.get", { showID: id });
+				await loadShows(this.showsCache, ctx, this.settings.showsCacheTtlMs);
+				const cached = this.showsCache.byId.get(id);
+				const show =
+					cached ?? (await ctx.call<PublicShow, object>("shows.get", { showID: id }));
+				const read = cached ? showAnswer(this.showsCache, show) : answer(show);
+				return actionRead(ctx.meta, read, appConfig.readMaxAgeSeconds);
 			}
 		},
 
@@ -269,6 +292,13 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 				count: { type: "number", integer: true, min: 1 }
 			},
 			handler(ctx: Context<CheckoutParams, CheckoutMeta>): Promise<BookingAnswer> {
+				// A show this node knows to be sold out is refused without touching a store; a
+				// show with seats left always asks the store, which decides every booking.
+				const { showID, count } = ctx.params;
+				const ttl = this.settings.showsCacheTtlMs;
+				const soldOut = knownSoldOut(this.showsCache, ttl, showID, count);
+				if (soldOut && count <= this.settings.maxTicketsPerOrder)
+					return Promise.reject(soldOut);
 				return runCheckout(this, ctx, this.settings.maxTicketsPerOrder);
 			}
 		},
@@ -304,16 +334,43 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 	events: {
 		"shows.changed"(ctx: Context<PublicShow>) {
 			patchShow(this.showsCache, ctx.params);
+			this.eventStream.publish(ctx.params);
 		},
 
 		// Events may have been missed while this node was cut off from the others.
 		"$transporter.connected"() {
 			forgetShows(this.showsCache);
+			this.eventStream.resync();
 		}
 	},
 
 	created() {
 		this.showsCache = createShowListCache();
+		const gateway = this as unknown as {
+			server?: Server;
+			httpHandler(req: IncomingMessage, res: ServerResponse): unknown;
+		};
+		if (gateway.server)
+			answerReadsFirst(gateway.server, {
+				cache: () => this.showsCache,
+				ttlMs: this.settings.showsCacheTtlMs,
+				pageSize: DEFAULT_PAGE,
+				maxAgeSeconds: appConfig.readMaxAgeSeconds,
+				guard: (req, res, next) => guardAndLog.call(this, req, res, next),
+				handler: gateway.httpHandler
+			});
+		this.eventStream = createEventStream({
+			maxStreams: appConfig.eventsMaxStreams,
+			heartbeatMs: appConfig.eventsHeartbeatMs,
+			backlog: appConfig.eventsBacklog,
+			loadShows: ctx => loadShows(this.showsCache, ctx!, this.settings.showsCacheTtlMs),
+			logger: this.logger
+		});
+	},
+
+	/** Before the server closes: it waits for open connections, and a stream never ends itself. */
+	stopped() {
+		this.eventStream.close();
 	}
 };
 

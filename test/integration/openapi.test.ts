@@ -4,6 +4,7 @@
  * its body (and documented headers) validated against the document's schemas with ajv.
  */
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import Ajv from "ajv";
@@ -11,6 +12,7 @@ import type { ValidateFunction } from "ajv";
 import type { OpenApiDocument } from "../../lib/openapi";
 import { freePort } from "../../scripts/servers";
 import { httpCall, jsonBody, type Answer } from "../support/http";
+import { openEvents } from "../support/sse";
 import { startEmbedded, systemNode, type NodeHandle } from "../support/system";
 
 const ROCK = "5b805a00297ae6047030f2e0";
@@ -28,7 +30,10 @@ const CONTRACT_ROUTES = [
 	"GET /reservations/{id}",
 	"DELETE /reservations/{id}",
 	"GET /health",
-	"GET /openapi.json"
+	"GET /openapi.json",
+	"GET /events",
+	"GET /box-office/",
+	"GET /box-office/{asset}"
 ];
 
 const HTTP_METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
@@ -110,8 +115,18 @@ function expectDocumented(method: string, template: string, answer: Answer) {
 		expectValid(schema.pointer, value, `${route} ${answer.status} header ${name}`);
 	}
 	if (response.content) {
-		expect(Object.keys(response.content)).toEqual(["application/json"]);
-		expect(answer.headers.get("content-type")).toMatch(/^application\/json\b/);
+		const type = (answer.headers.get("content-type") ?? "").split(";")[0].trim();
+		const types = Object.keys(response.content);
+		expect({ route, type, documented: types }).toEqual({
+			route,
+			type,
+			documented: expect.arrayContaining([type])
+		});
+		// The page and the event stream are text; everything else answers JSON.
+		if (type !== "application/json") {
+			exercised.add(`${route} ${answer.status}`);
+			return;
+		}
 		const schema = resolve(
 			response.content["application/json"].schema,
 			`${pointer}/content/application~1json/schema`
@@ -432,6 +447,62 @@ describe("DELETE /reservations/{id} answers as documented", () => {
 	});
 });
 
+describe("the event stream and the box-office page answer as documented", () => {
+	/** A conditional GET; not fetch(), which marks it `Cache-Control: no-cache` and so skips 304. */
+	function getIfNoneMatch(url: string, etag: string): Promise<Answer> {
+		return new Promise((resolve, reject) =>
+			http
+				.get(`${system.baseUrl}${url}`, { headers: { "If-None-Match": etag } }, res => {
+					res.resume();
+					const headers = new Headers();
+					for (const [name, value] of Object.entries(res.headers))
+						if (typeof value === "string") headers.set(name, value);
+					resolve({ status: res.statusCode!, body: "", headers });
+				})
+				.on("error", reject)
+		);
+	}
+
+	it("GET /events: 200 text/event-stream, opening with a snapshot", async () => {
+		const reader = await openEvents(system.baseUrl);
+		try {
+			expectDocumented("GET", "/events", {
+				status: reader.status,
+				body: "",
+				headers: reader.headers
+			});
+			const [snapshot] = await reader.waitFor(f => f.event === "snapshot");
+			const data = JSON.parse(snapshot.data!);
+			expect(data.shows.length).toBe(data.total);
+			for (const show of data.shows)
+				expectValid("#/components/schemas/Show", show, "snapshot show");
+		} finally {
+			reader.close();
+		}
+	});
+
+	it("GET /box-office/ and its assets: 200, 304 with If-None-Match, 404 for anything else", async () => {
+		const page = await exercise("GET", "/box-office/", "/box-office/");
+		expect(page.status).toBe(200);
+		const etag = page.headers.get("etag")!;
+		expectDocumented("GET", "/box-office/", await getIfNoneMatch("/box-office/", etag));
+		const assets = doc.paths["/box-office/{asset}"].get!.parameters![0].schema!.enum!;
+		for (const asset of assets) {
+			const answer = await exercise("GET", "/box-office/{asset}", `/box-office/${asset}`);
+			expect({ asset, status: answer.status }).toEqual({ asset, status: 200 });
+		}
+		const script = await exercise("GET", "/box-office/{asset}", "/box-office/box-office.js");
+		const unchanged = await getIfNoneMatch(
+			"/box-office/box-office.js",
+			script.headers.get("etag")!
+		);
+		expectDocumented("GET", "/box-office/{asset}", unchanged);
+		expect(unchanged.status).toBe(304);
+		const missing = await exercise("GET", "/box-office/{asset}", "/box-office/nope.js");
+		expect(missing.status).toBe(404);
+	});
+});
+
 describe("a gateway without its services answers as documented", () => {
 	let gateway: NodeHandle;
 	let baseUrl: string;
@@ -478,6 +549,8 @@ describe("a gateway without its services answers as documented", () => {
 		expect((await on("DELETE", "/reservations/{id}", reservation)).status).toBe(503);
 		const checkout = jsonBody({ name: "A", count: 1, showID: ROCK });
 		expect((await on("POST", "/reserve", "/reserve", checkout)).status).toBe(503);
+		// No shows to snapshot: the stream is refused rather than opened empty.
+		expect((await on("GET", "/events", "/events")).status).toBe(503);
 	});
 
 	it("429 with Retry-After past the rate limit (RATE_LIMIT=1)", async () => {
@@ -508,7 +581,14 @@ describe("nothing undocumented answers", () => {
 		["PATCH", `/reservations/${UNKNOWN_RESERVATION}`],
 		["POST", "/health"],
 		["GET", "/openapi.yaml"],
-		["GET", "/docs"]
+		["GET", "/docs"],
+		["POST", "/events"],
+		["GET", "/events/1"],
+		["DELETE", "/box-office/"],
+		["POST", "/box-office/index.html"],
+		["GET", "/box-office/.hidden"],
+		["GET", "/box-office/sub/index.html"],
+		["GET", "/box-officex"]
 	];
 
 	it.each(closed)("%s %s answers 404 with the error shape", async (method, url) => {
