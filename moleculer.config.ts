@@ -6,10 +6,14 @@
 import cluster from "node:cluster";
 import type { Server } from "node:http";
 import path from "node:path";
-import type { BrokerOptions, Errors } from "moleculer";
+import type { BrokerOptions, Errors, ServiceBroker } from "moleculer";
 import { replCommands } from "./lib/repl-commands";
 
 type Env = Record<string, string | undefined>;
+
+const DEFAULT_METRICS_PORT = 3030;
+/** How far a taken default metrics port moves up (several `--instances` groups on one host). */
+const METRICS_PORT_SEARCH = 100;
 
 export class ConfigError extends Error {
 	override name = "ConfigError";
@@ -41,12 +45,34 @@ function readMongoUri(env: Env): string | null {
 	return raw;
 }
 
+/** A URL with its password (or token) replaced, for messages. */
+function redacted(url: string): string {
+	return url.replace(/\/\/[^@/]*@/, "//***@");
+}
+
 function readTransporter(env: Env): string | null {
 	const raw = env.TRANSPORTER?.trim();
 	if (!raw) return null;
 	if (!/^nats:\/\/[^\s/]+/.test(raw))
-		throw new ConfigError(`TRANSPORTER=${raw} is invalid: expected nats://host:4222`);
+		throw new ConfigError(
+			`TRANSPORTER=${redacted(raw)} is invalid: expected nats://host:4222 ` +
+				`(or nats://user:password@host:4222)`
+		);
 	return raw;
+}
+
+/**
+ * NATS credentials from named variables, for passwords that do not fit in a URL. (In the URL,
+ * nats://user:password@host:4222, they need no variable.) Never logged.
+ */
+function readNatsAuth(env: Env): { user?: string; pass?: string; token?: string } {
+	const user = env.NATS_USER?.trim() || undefined;
+	const pass = env.NATS_PASSWORD || undefined;
+	const token = env.NATS_TOKEN || undefined;
+	if (Boolean(user) !== Boolean(pass))
+		throw new ConfigError("NATS_USER and NATS_PASSWORD go together: set both or neither");
+	if (token && user) throw new ConfigError("set NATS_TOKEN or NATS_USER/NATS_PASSWORD, not both");
+	return token ? { token } : user ? { user, pass } : {};
 }
 
 /** `--instances N` / `-i N` as moleculer-runner sees it; cluster workers inherit the same argv. */
@@ -75,11 +101,12 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 
 	// A cluster worker gets its own metrics port so that every node can be scraped.
 	const workerOffset = cluster.isWorker && cluster.worker ? cluster.worker.id - 1 : 0;
-	const metricsPort = readInt(env, "METRICS_PORT", 3030, 0, 65535);
+	const metricsPort = readInt(env, "METRICS_PORT", DEFAULT_METRICS_PORT, 0, 65535);
 
 	return {
 		services,
 		transporter,
+		natsAuth: readNatsAuth(env),
 		mongoUri,
 		mongoDatabasePrefix: env.MONGO_DB_PREFIX ?? "",
 		dataDir: path.resolve(env.DATA_DIR || "./data"),
@@ -96,6 +123,10 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		rateLimitPerMinute: readInt(env, "RATE_LIMIT", 120, 0, 1000000),
 		/** Largest accepted request body, JSON or form. */
 		bodyLimitBytes: readInt(env, "BODY_LIMIT", 16 * 1024, 256, 1024 * 1024),
+		/** How long a request body may take to arrive before the gateway answers 408. */
+		bodyTimeoutMs: readInt(env, "BODY_TIMEOUT_MS", 5000, 100, 120000),
+		/** Idempotency-Keys are kept at least this long (pretix and Stripe: 24 hours). */
+		idempotencyKeyHours: readInt(env, "IDEMPOTENCY_KEY_HOURS", 24, 24, 24 * 365),
 		/** Budget for one whole checkout; every step shares it (Moleculer's distributed timeouts). */
 		checkoutTimeoutMs: readInt(env, "CHECKOUT_TIMEOUT_MS", 10000, 100, 120000),
 		/** Updates and removals an embedded NeDB file takes before it is compacted. */
@@ -111,6 +142,8 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		eventsHeartbeatMs: readInt(env, "EVENTS_HEARTBEAT_MS", 15000, 100, 600000),
 		eventsBacklog: readInt(env, "EVENTS_BACKLOG", 1000, 0, 100000),
 		metricsPort: metricsPort === 0 ? 0 : metricsPort + workerOffset,
+		/** Only the default port may move to a free one; a port the operator chose must be that port. */
+		metricsPortChosen: Boolean(env.METRICS_PORT?.trim()),
 		// Not `TRACING`: moleculer-runner overwrites any broker option named like an env variable.
 		tracing: env.TRACE_EXPORTER === "console",
 		corsOrigins: (env.CORS_ORIGINS ?? "")
@@ -125,9 +158,59 @@ export type AppConfig = ReturnType<typeof loadAppConfig>;
 
 export const appConfig: AppConfig = loadAppConfig();
 
+interface MetricsReporter {
+	server?: Server;
+	opts: { host?: string };
+}
+
+function moveMetricsPortWhenTaken(broker: ServiceBroker, server: Server, opts: { host?: string }) {
+	const first = appConfig.metricsPort;
+	let port = first;
+	server.on("error", (err: NodeJS.ErrnoException) => {
+		if (
+			err.code === "EADDRINUSE" &&
+			!appConfig.metricsPortChosen &&
+			port < first + METRICS_PORT_SEARCH
+		) {
+			port += 1;
+			// exclusive: a cluster worker binds the port itself instead of sharing its primary's
+			// handle, so two workers of one group never end up on one port.
+			server.close(() => undefined);
+			server.listen({ port, host: opts.host, exclusive: true });
+			return;
+		}
+		broker.fatal(
+			`METRICS_PORT ${port} cannot be used (${err.code}): ` +
+				`set another METRICS_PORT, or 0 to turn metrics off`
+		);
+	});
+	server.once("listening", () => {
+		if (port !== first)
+			broker.logger.info(
+				`Metrics port ${first} is taken: serving /metrics on port ${port} instead ` +
+					`(set METRICS_PORT to choose one)`
+			);
+	});
+}
+
 /** Errors worth another try: the callee was unreachable or timed out, not a refusal. */
 function isRetryable(err: Error): boolean {
 	return Boolean((err as Errors.MoleculerRetryableError).retryable);
+}
+
+/**
+ * Gives credentials from named variables to the NATS transporter. It reads `user`/`pass` only from
+ * its `url` (overwriting any given beside it), so the url becomes the `servers` list it stands for.
+ */
+function applyNatsAuth(broker: ServiceBroker): void {
+	const tx = (broker.transit as unknown as { tx?: { opts?: Record<string, unknown> } })?.tx;
+	const opts = tx?.opts;
+	if (!opts || Object.keys(appConfig.natsAuth).length === 0) return;
+	if (typeof opts.url === "string") {
+		opts.servers = opts.url.split(",").map(url => new URL(url.trim()).host);
+		delete opts.url;
+	}
+	Object.assign(opts, appConfig.natsAuth);
 }
 
 const brokerConfig: BrokerOptions = {
@@ -182,18 +265,16 @@ const brokerConfig: BrokerOptions = {
 		}
 	},
 
-	// A taken metrics port would crash the node with an unhandled 'error' event; say what to do.
+	// A taken metrics port would crash the node with an unhandled 'error' event. The default port
+	// moves up to the next free one, so that several `npm start -- --instances N` groups share a
+	// host; a port the operator set stops the node with a message that says what to do.
+	// moleculer-runner replaces the `transporter` option with the TRANSPORTER variable as it is, so
+	// credentials from named variables are given to the NATS transporter here, before it connects.
 	created(broker) {
-		const reporters = (broker.metrics as unknown as { reporter?: { server?: Server }[] })
-			.reporter;
+		applyNatsAuth(broker);
+		const reporters = (broker.metrics as unknown as { reporter?: MetricsReporter[] }).reporter;
 		for (const reporter of reporters ?? [])
-			reporter.server?.on("error", (err: NodeJS.ErrnoException) =>
-				broker.fatal(
-					`METRICS_PORT ${appConfig.metricsPort} cannot be used (${err.code}): ` +
-						`set another METRICS_PORT, or 0 to turn metrics off`,
-					err
-				)
-			);
+			if (reporter.server) moveMetricsPortWhenTaken(broker, reporter.server, reporter.opts);
 	},
 
 	// Operator commands for `npm run repl`: shows, reservations, holds, add-show, resize, cancel.

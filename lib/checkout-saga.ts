@@ -1,5 +1,6 @@
 /**
- * The checkout saga the gateway runs, keyed by a checkout id (from the Idempotency-Key when given):
+ * The checkout saga the gateway runs, keyed by a random checkout id (an Idempotency-Key maps to the
+ * first request's id through reservations' key records):
  *   hold seats (shows) → record the reservation as pending (reservations) → confirm the hold, the
  *   pivot after which the seats are sold → confirm the reservation.
  * Every step is idempotent by the checkout id, so a retry or a replay changes nothing. A failure
@@ -20,8 +21,6 @@ export interface CheckoutParams {
 
 export interface CheckoutMeta {
 	idempotencyKey?: string;
-	/** Chosen once per HTTP request, so that nothing downstream can book it twice. */
-	checkoutId?: string;
 	$statusCode?: number;
 	$location?: string;
 	$responseHeaders?: Record<string, string>;
@@ -44,6 +43,11 @@ export interface SagaHost {
 
 function sha256(text: string): string {
 	return crypto.createHash("sha256").update(text).digest("hex");
+}
+
+/** 128 random bits: the only way to read or cancel the booking, so never derived from input. */
+function newCheckoutId(): string {
+	return crypto.randomBytes(16).toString("hex");
 }
 
 function isClientError(err: unknown): boolean {
@@ -72,15 +76,25 @@ export async function runCheckout(
 	if (count > maxTicketsPerOrder) throw tooManyTickets(count, maxTicketsPerOrder);
 	const fingerprint = sha256(`${showID}\n${name}\n${count}`).slice(0, 32);
 	const key = ctx.meta.idempotencyKey;
-	if (!key) return resumeCheckout(host, ctx, crypto.randomUUID().replace(/-/g, ""), fingerprint);
+	if (!key) return resumeCheckout(host, ctx, newCheckoutId(), fingerprint);
 
-	// The key names the checkout, so a retry finds the first attempt's records.
-	const checkoutId = sha256(`idempotency-key\n${key}`).slice(0, 32);
+	// The key maps to a random checkout id through a record the first request inserts.
+	const claim = await ctx.call<
+		{ checkoutId: string; fingerprint: string; created: boolean },
+		object
+	>("reservations.claimIdempotencyKey", {
+		keyHash: sha256(`idempotency-key-record\n${key}`),
+		checkoutId: newCheckoutId(),
+		fingerprint,
+		legacyId: sha256(`idempotency-key\n${key}`).slice(0, 32)
+	});
+	if (claim.fingerprint !== fingerprint) throw idempotencyKeyReused();
+	const checkoutId = claim.checkoutId;
+	if (claim.created) return resumeCheckout(host, ctx, checkoutId, fingerprint);
 	const earlier = await ctx.call<ReservationDoc | null, object>("reservations.findCheckout", {
 		id: checkoutId
 	});
 	if (earlier) {
-		if (earlier.fingerprint !== fingerprint) throw idempotencyKeyReused();
 		if (earlier.status === "failed") throw checkoutFailed(checkoutId);
 		if (earlier.status !== "pending") {
 			ctx.meta.$statusCode = 201;
@@ -89,8 +103,10 @@ export async function runCheckout(
 			return bookingAnswer(earlier);
 		}
 	}
-	// New, or pending after an earlier attempt died: run (or finish) the saga.
-	return resumeCheckout(host, ctx, checkoutId, fingerprint, Boolean(earlier));
+	// Pending after an earlier attempt died, or the first attempt never got as far as recording
+	// it: run (or finish) the saga; every step is idempotent by the checkout id, and `resume`
+	// has shows look up seats an earlier attempt may have sold already.
+	return resumeCheckout(host, ctx, checkoutId, fingerprint, true);
 }
 
 export async function resumeCheckout(

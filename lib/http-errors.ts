@@ -38,8 +38,8 @@ const UNAVAILABLE = new Set([
 const STORE_UNREACHABLE =
 	/^Mongo(ServerSelection|Network|NetworkTimeout|Timeout|PoolCleared|TopologyClosed|NotConnected)Error$/;
 
-/** Statuses a client may see as they are; anything else in 4xx becomes 422 or 404. */
-const CLIENT_STATUSES = new Set([404, 409, 413, 415, 422, 429]);
+/** Statuses a client may see as they are (400: a body that could not be read); other 4xx become 422. */
+const CLIENT_STATUSES = new Set([400, 404, 409, 413, 415, 422, 429]);
 
 const RETRY_AFTER_UNAVAILABLE_S = 2;
 const RETRY_AFTER_RATE_LIMITED_S = 60;
@@ -55,6 +55,67 @@ function unavailable(): HttpError {
 		},
 		retryAfter: RETRY_AFTER_UNAVAILABLE_S
 	};
+}
+
+/** What each field of the public routes must be, in the words a client reads. */
+const FIELD_RULES: Record<string, string> = {
+	showID: "showID must be the id of a show: 24 hexadecimal characters",
+	name: "name must be text of 1 to 100 characters, without control characters",
+	count: "count must be a whole number of tickets, at least 1",
+	limit: "limit must be a whole number from 1 to 1000",
+	offset: "offset must be a whole number, 0 or more",
+	id: "id is not a valid id"
+};
+
+/**
+ * A validation error in the client's terms, the same whichever way the field was sent (JSON or
+ * form): one sentence per field, no node id, action name or echo of the value.
+ */
+function inUserTerms(data: unknown): {
+	message: string;
+	data: { field: string; message: string }[];
+} {
+	const items = Array.isArray(data) ? (data as { field?: unknown; type?: unknown }[]) : [];
+	const fields = [...new Set(items.map(i => String(i.field ?? "")).filter(Boolean))];
+	const details = fields.map(field => {
+		const missing = items.some(i => i.field === field && i.type === "required");
+		const rule = FIELD_RULES[field] ?? `${field} is invalid`;
+		return { field, message: missing ? `${field} is missing: ${rule}` : rule };
+	});
+	return {
+		message: details.length > 0 ? details.map(d => d.message).join("; ") : "invalid request",
+		data: details
+	};
+}
+
+/** Keys of error data that describe our cluster rather than the client's request. */
+const INTERNAL_KEYS = new Set(["nodeID", "action", "stack", "retryable", "ctx"]);
+
+function withoutInternals(data: unknown): unknown {
+	if (Array.isArray(data)) return data.map(withoutInternals);
+	if (!data || typeof data !== "object") return data;
+	return Object.fromEntries(Object.entries(data).filter(([key]) => !INTERNAL_KEYS.has(key)));
+}
+
+/**
+ * A body that could not be read: a broken Content-Encoding (zlib's errors keep their own string
+ * `code` when moleculer-web wraps them), bytes that are not UTF-8, or a body cut short.
+ */
+function bodyReadError(err: AnyError): HttpError | null {
+	const wrappedZlib = typeof err.code === "string" && /^(Z_|ERR__|ERR_BROTLI)/.test(err.code);
+	const unreadable =
+		err.type === "body.not.utf8" ||
+		err.type === "request.aborted" ||
+		err.type === "request.size.invalid" ||
+		err.type === "stream.encoding.set";
+	if (!wrappedZlib && !unreadable) return null;
+	const message =
+		err.type === "body.not.utf8"
+			? "request body is not valid UTF-8"
+			: err.type === "request.aborted" || err.type === "request.size.invalid"
+				? "request body is incomplete"
+				: "request body could not be decoded: check its Content-Encoding";
+	return { status: 400, body: { name: "BadRequest", message, code: 400, type: "BAD_REQUEST" } };
 }
 
 export function describeError(error: unknown): HttpError {
@@ -81,6 +142,8 @@ export function describeError(error: unknown): HttpError {
 				type: "INVALID_JSON"
 			}
 		};
+	const bodyUnreadable = bodyReadError(err);
+	if (bodyUnreadable) return bodyUnreadable;
 	if (err.type === "encoding.unsupported" || err.type === "charset.unsupported")
 		return {
 			status: 415,
@@ -103,14 +166,15 @@ export function describeError(error: unknown): HttpError {
 	const code = typeof err.code === "number" ? err.code : 500;
 	if (err.name === "ValidationError" || (code >= 400 && code < 500)) {
 		const status = CLIENT_STATUSES.has(code) ? code : code === 404 ? 404 : 422;
+		const validation = err.name === "ValidationError" ? inUserTerms(err.data) : null;
 		return {
 			status,
 			body: {
 				name: err.name ?? "Error",
-				message: err.message ?? "invalid request",
+				message: validation?.message ?? err.message ?? "invalid request",
 				code: status,
 				type: err.type,
-				data: err.data
+				data: validation?.data ?? withoutInternals(err.data)
 			},
 			retryAfter: status === 429 ? RETRY_AFTER_RATE_LIMITED_S : undefined
 		};

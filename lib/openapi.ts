@@ -104,9 +104,14 @@ const json = (schema: SchemaObject, example?: unknown): Record<string, MediaType
  */
 const JS_SPACE =
 	"\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff";
-const NOT_SPACE = `[^${JS_SPACE}]`;
-/** 1 to 100 characters once surrounding white space is trimmed, as the gateway trims it. */
-const NAME_PATTERN = `^[${JS_SPACE}]*${NOT_SPACE}(?:[\\s\\S]{0,98}${NOT_SPACE})?[${JS_SPACE}]*$`;
+/** Control characters (C0, DEL, C1), which a name may not contain (lib/text.ts). */
+const CONTROL = "\\u0000-\\u001f\\u007f-\\u009f";
+const NOT_SPACE = `[^${JS_SPACE}${CONTROL}]`;
+/**
+ * 1 to 100 characters once surrounding white space is trimmed, as the gateway trims it, and no
+ * control characters inside.
+ */
+const NAME_PATTERN = `^[${JS_SPACE}]*${NOT_SPACE}(?:[^${CONTROL}]{0,98}${NOT_SPACE})?[${JS_SPACE}]*$`;
 
 /** The document for a gateway that accepts at most `maxTicketsPerOrder` tickets in one order. */
 export function buildOpenApiDocument(maxTicketsPerOrder: number): OpenApiDocument {
@@ -230,7 +235,17 @@ export function buildOpenApiDocument(maxTicketsPerOrder: number): OpenApiDocumen
 								}
 							}
 						},
+						"400": {
+							description:
+								"The body could not be read: a broken Content-Encoding (gzip, " +
+								"deflate, br) or bytes that are not UTF-8",
+							content: json(ref("schemas", "Error"))
+						},
 						"404": ref("responses", "NotFound"),
+						"408": {
+							description: `The body did not arrive within BODY_TIMEOUT_MS`,
+							content: json(ref("schemas", "Error"))
+						},
 						"409": {
 							description:
 								"Not enough seats left (`NOT_ENOUGH_SEATS`), or this checkout " +
@@ -238,7 +253,9 @@ export function buildOpenApiDocument(maxTicketsPerOrder: number): OpenApiDocumen
 							content: json(ref("schemas", "Error"))
 						},
 						"413": {
-							description: "The request body is too large",
+							description:
+								"The request body (or its Content-Length, answered before reading) " +
+								"is over BODY_LIMIT",
 							content: json(ref("schemas", "Error"))
 						},
 						"415": {
@@ -390,7 +407,7 @@ export function buildOpenApiDocument(maxTicketsPerOrder: number): OpenApiDocumen
 							type: "string",
 							description:
 								"Who the seats are for: 1 to 100 characters once surrounding white " +
-								"space is dropped (the gateway drops it)",
+								"space is dropped (the gateway drops it), no control characters",
 							minLength: 1,
 							pattern: NAME_PATTERN,
 							example: "Ada Lovelace"
@@ -518,8 +535,9 @@ export function buildOpenApiDocument(maxTicketsPerOrder: number): OpenApiDocumen
 					in: "header",
 					required: false,
 					description:
-						"Names the checkout, so that a retry replays the first answer instead of " +
-						"booking twice",
+						"Identifies this request for at least 24 hours, so that a retry replays the " +
+						"first answer instead of booking twice. Not a secret: the reservation id " +
+						"is random and never derived from it",
 					schema: {
 						type: "string",
 						minLength: 1,
@@ -543,7 +561,8 @@ export function buildOpenApiDocument(maxTicketsPerOrder: number): OpenApiDocumen
 				InvalidInput: {
 					description:
 						"Invalid input: a missing or ill-typed field, a count out of range, " +
-						"malformed JSON, a bad or reused Idempotency-Key",
+						"malformed JSON, JSON nested too deep, a `__proto__`/`constructor` key or a " +
+						"key sent twice, fields in the query string, a bad or reused Idempotency-Key",
 					content: json(ref("schemas", "Error"))
 				},
 				Unavailable: {

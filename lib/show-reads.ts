@@ -6,12 +6,12 @@
  * `If-None-Match` and get a 304. A client may see availability that many seconds old; a checkout
  * always decides on the store.
  *
- * Warm reads skip moleculer-web's routing and the broker altogether (`answerReadsFirst`); the rest
+ * Warm reads skip moleculer-web's routing and the broker altogether (`answerCachedRead`); the rest
  * (a cold cache, a query, a show the cache does not know) go through the actions, which build the
  * same answer.
  */
 import crypto from "node:crypto";
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { PublicShow } from "./types";
 import type { ShowListCache } from "./show-list-cache";
 
@@ -111,36 +111,33 @@ export function sendRead(
 	res.end(read.body);
 }
 
+export interface ReadOptions {
+	ttlMs: number;
+	pageSize: number;
+	maxAgeSeconds: number;
+}
+
 /**
- * Wraps the gateway server's request handler: a warm `GET /` or `GET /shows/<id>` the cache knows
- * is answered here, through the gateway's `guard` (security headers, access log), without
- * moleculer-web's routing or a broker call; everything else goes to `handler` as before.
+ * Answers a warm `GET /` or `GET /shows/<id>` that the cache knows from its bytes, without
+ * moleculer-web's routing or a broker call; false for anything else, which goes on to the routes.
  */
-export function answerReadsFirst(
-	server: Server,
-	options: {
-		cache: () => ShowListCache;
-		ttlMs: number;
-		pageSize: number;
-		maxAgeSeconds: number;
-		guard: (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
-		handler: (req: IncomingMessage, res: ServerResponse) => unknown;
-	}
-): void {
-	const cachedRead = (req: IncomingMessage): ReadAnswer | null => {
-		const cache = options.cache();
-		if (req.method !== "GET" || !cache.shows || Date.now() - cache.fetchedAt >= options.ttlMs)
-			return null;
-		const url = req.url ?? "";
-		if (url === "/") return firstPageAnswer(cache, cache.shows, options.pageSize);
+export function answerCachedRead(
+	cache: ShowListCache,
+	req: IncomingMessage,
+	res: ServerResponse,
+	options: ReadOptions
+): boolean {
+	if (req.method !== "GET" || !cache.shows || Date.now() - cache.fetchedAt >= options.ttlMs)
+		return false;
+	const url = req.url ?? "";
+	let read: ReadAnswer | null = null;
+	if (url === "/") read = firstPageAnswer(cache, cache.shows, options.pageSize);
+	else {
 		const id = SHOW_PATH.exec(url)?.[1];
 		const show = id ? cache.byId.get(id) : undefined;
-		return show ? showAnswer(cache, show) : null;
-	};
-	server.removeAllListeners("request");
-	server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-		const read = cachedRead(req);
-		if (!read) return void options.handler(req, res);
-		options.guard(req, res, () => sendRead(req, res, read, options.maxAgeSeconds));
-	});
+		if (show) read = showAnswer(cache, show);
+	}
+	if (!read) return false;
+	sendRead(req, res, read, options.maxAgeSeconds);
+	return true;
 }

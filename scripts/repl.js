@@ -2,11 +2,13 @@
 /**
  * `npm run repl`: an operator node with the Moleculer REPL. With TRANSPORTER set it joins that
  * cluster and runs no services of its own; without, it runs the whole system in this process on the
- * embedded stores, like `npm start`.
+ * embedded stores, like `npm start -- --repl`. A running embedded system cannot be joined (it has no
+ * transporter), so beside one this says what to do in one line instead of failing on the store lock.
  */
 "use strict";
 
 const path = require("node:path");
+const fs = require("node:fs");
 const { Runner } = require("moleculer");
 
 const root = path.resolve(__dirname, "..");
@@ -17,13 +19,60 @@ if (process.env.TRANSPORTER) {
 	// An operator node serves nothing: no metrics port (it would clash with a node's on this host).
 	process.env.METRICS_PORT = "0";
 } else {
+	const owner = embeddedStoreOwner(path.resolve(process.env.DATA_DIR || "./data"));
+	if (owner) {
+		console.error(
+			`The embedded system in ${owner.dir} is running in process ${owner.pid}; an embedded ` +
+				`system cannot be joined: start it with \`npm start -- --repl\` to get its REPL, or run ` +
+				`a cluster (TRANSPORTER=nats://…) and join it with \`npm run repl\`.`
+		);
+		process.exit(1);
+	}
 	process.env.SERVICEDIR ??= path.join(root, "dist", "services");
 }
 
-new Runner().start([
-	process.argv[0],
-	__filename,
-	"--config",
-	path.join(root, "dist", "moleculer.config.js"),
-	"--repl"
-]);
+/** The live process holding an embedded store's lock (mixins/db.mixin.ts writes it), if any. */
+function embeddedStoreOwner(dataDir) {
+	for (const store of ["shows", "reservations"]) {
+		let pid;
+		try {
+			pid = Number(fs.readFileSync(path.join(dataDir, store, "LOCK"), "utf8"));
+		} catch {
+			continue;
+		}
+		if (pid && pid !== process.pid && isAlive(pid)) return { dir: dataDir, pid };
+	}
+	return null;
+}
+
+function isAlive(pid) {
+	try {
+		process.kill(pid, 0);
+		return true;
+	} catch (err) {
+		return err.code === "EPERM";
+	}
+}
+
+// The REPL opens once this node's broker runs and, in a cluster, once shows and reservations are
+// reachable, so that the first command does not meet "service not found".
+const runner = new Runner();
+runner
+	.start([
+		process.argv[0],
+		__filename,
+		"--config",
+		path.join(root, "dist", "moleculer.config.js")
+	])
+	.then(async () => {
+		const broker = runner.broker;
+		if (!broker) return;
+		await broker
+			.waitForServices(["shows", "reservations"], 15000)
+			.catch(() =>
+				broker.logger.warn(
+					"shows and reservations are not reachable yet; their commands answer once they join"
+				)
+			);
+		broker.repl();
+	});

@@ -3,22 +3,19 @@
  * shared/CONTRACT.md and orchestrates the checkout (lib/checkout-saga.ts), so that no client has to.
  * Its HTTP guards live in lib/http-guards.ts, its cached show list in lib/show-list-cache.ts.
  */
-import crypto from "node:crypto";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { appConfig } from "../moleculer.config";
 import { reservationNotFound, showNotFound } from "../lib/errors";
-import { describeError } from "../lib/http-errors";
 import {
-	acceptCheckoutBody,
-	acceptIdempotencyKey,
 	acceptPageQuery,
-	clientAddress,
 	guardAndLog,
 	sendErrorAnswer,
 	type RequestWithParams
 } from "../lib/http-guards";
+import { answerClientError, refuseConnect } from "../lib/socket-refusals";
+import { CHECKOUTS, checkoutRoute, GATEWAY_CALL_OPTIONS } from "../lib/checkout-route";
 import {
 	runCheckout,
 	type BookingAnswer,
@@ -38,14 +35,15 @@ import {
 	answer,
 	firstPageAnswer,
 	listAnswer,
-	answerReadsFirst,
+	answerCachedRead,
 	showAnswer,
-	type ReadMeta
+	type ReadMeta,
+	type ReadOptions
 } from "../lib/show-reads";
 import { openApiDocument } from "../lib/openapi";
 import { assetOptions, publicFolder } from "../lib/box-office";
 import { createEventStream, eventsRoute, type EventStream } from "../lib/event-stream";
-import { atMostChars } from "../lib/text";
+import { plainText } from "../lib/text";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import type { PublicShow, Reservation } from "../lib/types";
 
@@ -57,14 +55,16 @@ interface ApiSettings extends ServiceSettingSchema {
 	[key: string]: unknown;
 }
 
-type ApiMethods = MetricsMethods;
+interface ApiMethods extends MetricsMethods {
+	httpHandler(req: IncomingMessage, res: ServerResponse, next: () => void): unknown;
+}
 
 interface ApiLocals {
 	showsCache: ShowListCache;
+	/** How warm reads are answered from the cache (lib/show-reads.ts). */
+	readOptions: ReadOptions;
 	eventStream: EventStream;
 }
-
-const CHECKOUTS = "tickets_checkouts_total";
 
 /** What a checkout needs; health is "ok" only when each is reachable. */
 const CHECKOUT_ACTIONS = ["shows.holdSeats", "reservations.create"];
@@ -76,63 +76,13 @@ const MAX_PAGE = 1000;
 const SHOW_ID_PATTERN = /^[0-9a-fA-F]{24}$/;
 const RESERVATION_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
 
-/**
- * A gateway call gets the whole checkout budget and is never retried as a whole: a retry would run
- * the saga again beside a first attempt that may still be going. The steps inside retry instead,
- * each idempotent by the checkout id.
- */
-const GATEWAY_CALL_OPTIONS = { timeout: appConfig.checkoutTimeoutMs, retries: 0 };
-
-/** How a refused checkout counts in `tickets_checkouts_total`. */
-function checkoutOutcome(status: number, type: string | undefined): string {
-	if (status === 409 && type === "NOT_ENOUGH_SEATS") return "sold_out";
-	if (status === 429) return "rate_limited";
-	if (status >= 400 && status < 500 && status !== 409) return "invalid";
-	return "failed";
-}
-
-const checkoutRoute = {
-	name: "checkout",
-	path: "",
-	mappingPolicy: "restrict",
-	aliases: { "POST /reserve": "api.checkout" },
-	bodyParsers: {
-		json: { strict: true, limit: appConfig.bodyLimitBytes },
-		urlencoded: { extended: false, limit: appConfig.bodyLimitBytes }
-	},
-	callOptions: GATEWAY_CALL_OPTIONS,
-	...(appConfig.rateLimitPerMinute > 0
-		? {
-				rateLimit: {
-					window: 60 * 1000,
-					limit: appConfig.rateLimitPerMinute,
-					headers: true,
-					key: clientAddress
-				}
-			}
-		: {}),
-	onBeforeCall(ctx: Context<unknown, CheckoutMeta>, _route: unknown, req: RequestWithParams) {
-		acceptCheckoutBody(req);
-		ctx.meta.checkoutId = crypto.randomUUID().replace(/-/g, "");
-		ctx.meta.idempotencyKey = acceptIdempotencyKey(req);
-	},
-	onAfterCall(
-		this: MetricsMethods,
-		_ctx: Context,
-		_route: unknown,
-		_req: unknown,
-		_res: unknown,
-		data: unknown
-	) {
-		this.countMetric(CHECKOUTS, { outcome: "booked" });
-		return data;
-	},
-	onError(this: MetricsMethods, req: IncomingMessage, res: ServerResponse, err: Error) {
-		const { status, body } = describeError(err);
-		this.countMetric(CHECKOUTS, { outcome: checkoutOutcome(status, body.type) });
-		sendErrorAnswer(req, res, err);
+const gatewayHttpHandler = (
+	ApiGateway as unknown as {
+		methods: {
+			httpHandler: (req: IncomingMessage, res: ServerResponse, next: unknown) => unknown;
+		};
 	}
-};
+).methods.httpHandler;
 
 const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 	name: "api",
@@ -154,7 +104,6 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		ip: "0.0.0.0",
 		maxTicketsPerOrder: appConfig.maxTicketsPerOrder,
 		showsCacheTtlMs: appConfig.showsCacheTtlMs,
-		use: [guardAndLog],
 		// moleculer-web's own request logging is replaced by `guardAndLog`.
 		logRequest: null,
 		logResponse: null,
@@ -274,7 +223,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		getShow: {
 			params: { id: { type: "string", max: 64 } },
 			async handler(ctx: Context<{ id: string }, ReadMeta>) {
-				const { id } = ctx.params;
+				// Show ids are hex: any case names the same show.
+				const id = ctx.params.id.toLowerCase();
 				if (!SHOW_ID_PATTERN.test(id)) throw showNotFound(id);
 				await loadShows(this.showsCache, ctx, this.settings.showsCacheTtlMs);
 				const cached = this.showsCache.byId.get(id);
@@ -288,7 +238,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		checkout: {
 			params: {
 				showID: { type: "string", pattern: SHOW_ID_PATTERN },
-				name: { type: "string", trim: true, min: 1, custom: atMostChars(100) },
+				name: { type: "string", trim: true, min: 1, custom: plainText(100) },
 				count: { type: "number", integer: true, min: 1 }
 			},
 			handler(ctx: Context<CheckoutParams, CheckoutMeta>): Promise<BookingAnswer> {
@@ -344,21 +294,23 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		}
 	},
 
+	methods: {
+		/** Every request passes the front door (lib/http-guards.ts) before moleculer-web routes it. */
+		httpHandler(req: IncomingMessage, res: ServerResponse, next: () => void) {
+			if (guardAndLog(this.logger, req, res)) return;
+			// A warm read is answered from the cached bytes, without routing or a broker call.
+			if (answerCachedRead(this.showsCache, req, res, this.readOptions)) return;
+			return gatewayHttpHandler.call(this, req, res, next);
+		}
+	},
+
 	created() {
 		this.showsCache = createShowListCache();
-		const gateway = this as unknown as {
-			server?: Server;
-			httpHandler(req: IncomingMessage, res: ServerResponse): unknown;
+		this.readOptions = {
+			ttlMs: this.settings.showsCacheTtlMs,
+			pageSize: DEFAULT_PAGE,
+			maxAgeSeconds: appConfig.readMaxAgeSeconds
 		};
-		if (gateway.server)
-			answerReadsFirst(gateway.server, {
-				cache: () => this.showsCache,
-				ttlMs: this.settings.showsCacheTtlMs,
-				pageSize: DEFAULT_PAGE,
-				maxAgeSeconds: appConfig.readMaxAgeSeconds,
-				guard: (req, res, next) => guardAndLog.call(this, req, res, next),
-				handler: gateway.httpHandler
-			});
 		this.eventStream = createEventStream({
 			maxStreams: appConfig.eventsMaxStreams,
 			heartbeatMs: appConfig.eventsHeartbeatMs,
@@ -366,6 +318,10 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			loadShows: ctx => loadShows(this.showsCache, ctx!, this.settings.showsCacheTtlMs),
 			logger: this.logger
 		});
+		// Node's own refusals (431 headers too large, 400 unparsable request) get a JSON body too.
+		const server = (this as unknown as { server?: Server }).server;
+		server?.on("clientError", answerClientError);
+		server?.on("connect", refuseConnect);
 	},
 
 	/** Before the server closes: it waits for open connections, and a stream never ends itself. */

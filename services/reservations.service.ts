@@ -33,6 +33,7 @@ import {
 	reservationNotFound
 } from "../lib/errors";
 import { atMostChars } from "../lib/text";
+import { claimKey, purgeExpiredKeys, type IdempotencyKeyDoc } from "../lib/idempotency-keys";
 import type { HoldState, Reservation } from "../lib/types";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 
@@ -75,6 +76,7 @@ interface ReservationsSettings extends ServiceSettingSchema {
 	sweepIntervalMs: number;
 	/** Extra wait past a hold's deadline before a pending checkout counts as abandoned. */
 	reconcileGraceMs: number;
+	idempotencyKeyHours: number;
 	store: ReturnType<typeof defaultStoreSettings>;
 }
 
@@ -97,9 +99,15 @@ interface ReservationsMethods extends DbMethods, MetricsMethods {
 interface ReservationsLocals {
 	adapter: StoreAdapter;
 	side: Record<
-		"reservations" | "reservation_states" | "open_checkouts" | "seat_releases",
+		| "reservations"
+		| "reservation_states"
+		| "open_checkouts"
+		| "seat_releases"
+		| "idempotency_keys",
 		SideCollection
 	>;
+	/** When expired Idempotency-Key records were last removed. */
+	keysPurgedAt: number;
 	/** Bookings and facts seen by this node (they never change), oldest first. */
 	remembered: Map<string, unknown>;
 	reconcileTimer: NodeJS.Timeout | null;
@@ -113,6 +121,10 @@ const UNFINISHED_CANCEL_MS = 60 * 1000;
 const REMEMBERED_MAX = 20000;
 /** To-do entries the reconciler takes on per round. */
 const RECONCILE_BATCH = 500;
+
+const HOUR_MS = 60 * 60 * 1000;
+/** How often expired Idempotency-Key records are looked for (a scan of their collection). */
+const KEY_PURGE_INTERVAL_MS = 10 * 60 * 1000;
 
 const RESERVATION_ID = { type: "string", pattern: /^[A-Za-z0-9_-]{8,64}$/ } as const;
 const SHOW_ID = { type: "string", pattern: /^[0-9a-fA-F]{24}$/ } as const;
@@ -141,7 +153,12 @@ const ReservationsService: ServiceSchema<
 			database: "reservations",
 			collection: "reservations",
 			indexes: [{ fields: { showID: 1 } }],
-			sideCollections: ["reservation_states", "open_checkouts", "seat_releases"]
+			sideCollections: [
+				"reservation_states",
+				"open_checkouts",
+				"seat_releases",
+				"idempotency_keys"
+			]
 		}),
 		createMetricsMixin([
 			{ name: CANCELLATIONS, description: "Reservations canceled" },
@@ -157,6 +174,7 @@ const ReservationsService: ServiceSchema<
 		holdTtlSeconds: appConfig.holdTtlSeconds,
 		sweepIntervalMs: appConfig.sweepIntervalMs,
 		reconcileGraceMs: appConfig.reconcileGraceMs,
+		idempotencyKeyHours: appConfig.idempotencyKeyHours,
 		store: defaultStoreSettings(),
 		$secureSettings: ["store"]
 	},
@@ -203,6 +221,36 @@ const ReservationsService: ServiceSchema<
 				if (!existing) throw reservationNotFound(checkoutId);
 				if (existing.fingerprint !== fingerprint) throw idempotencyKeyReused();
 				return { ...existing, created: false };
+			}
+		},
+
+		/**
+		 * The checkout an Idempotency-Key names (lib/idempotency-keys.ts): this request's new one
+		 * if the key is new, else the first request's. `legacyId` is the id older versions derived
+		 * from the key, so that their bookings still replay.
+		 */
+		claimIdempotencyKey: {
+			params: {
+				keyHash: { type: "string", pattern: /^[0-9a-f]{64}$/ },
+				checkoutId: RESERVATION_ID,
+				fingerprint: { type: "string", min: 1, max: 128 },
+				legacyId: RESERVATION_ID
+			},
+			handler(
+				ctx: Context<{
+					keyHash: string;
+					checkoutId: string;
+					fingerprint: string;
+					legacyId: string;
+				}>
+			): Promise<IdempotencyKeyDoc & { created: boolean }> {
+				const { keyHash, checkoutId, fingerprint, legacyId } = ctx.params;
+				return claimKey(
+					this.side.idempotency_keys,
+					{ _id: keyHash, checkoutId, fingerprint, createdAt: Date.now() },
+					() => this.findBooking(legacyId),
+					this.settings.idempotencyKeyHours * HOUR_MS
+				);
 			}
 		},
 
@@ -420,6 +468,14 @@ const ReservationsService: ServiceSchema<
 		},
 
 		async reconcileCheckouts(): Promise<void> {
+			if (Date.now() - this.keysPurgedAt > KEY_PURGE_INTERVAL_MS) {
+				this.keysPurgedAt = Date.now();
+				await purgeExpiredKeys(
+					this.side.idempotency_keys,
+					this.settings.idempotencyKeyHours * HOUR_MS,
+					RECONCILE_BATCH
+				);
+			}
 			const abandonedBefore =
 				Date.now() - this.settings.holdTtlSeconds * 1000 - this.settings.reconcileGraceMs;
 			const open = await this.side.open_checkouts.find<TodoDoc>({}, RECONCILE_BATCH);
@@ -446,6 +502,7 @@ const ReservationsService: ServiceSchema<
 
 	created() {
 		this.reconcileTimer = null;
+		this.keysPurgedAt = 0;
 		this.remembered = new Map();
 	},
 

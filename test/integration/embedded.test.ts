@@ -225,10 +225,13 @@ describe("nothing else is reachable", () => {
 		["DELETE", `/shows/${ROCK}`]
 	];
 
-	it.each(closed)("%s %s answers 404", async (method, url) => {
-		const { status, body } = await call(method, url);
-		expect(status).toBe(404);
-		expect(body).toMatchObject({ code: 404 });
+	// A path the gateway serves with other methods is 405 with Allow; any other path 404.
+	it.each(closed)("%s %s answers 404 or 405", async (method, url) => {
+		const { status, body, headers } = await call(method, url);
+		const served = /^\/(shows|reservations)\/[^/]+$/.test(url);
+		expect(status).toBe(served ? 405 : 404);
+		expect(body).toMatchObject({ code: status });
+		if (served) expect(headers.get("allow")).toMatch(/^GET/);
 	});
 
 	it("every answer carries the security headers", async () => {

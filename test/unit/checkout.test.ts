@@ -32,9 +32,32 @@ function checkout(broker: ServiceBroker, params: object, idempotencyKey?: string
 	);
 }
 
-/** The checkout id the gateway derives from an Idempotency-Key. */
-function checkoutIdFor(key: string): string {
-	return crypto.createHash("sha256").update(`idempotency-key\n${key}`).digest("hex").slice(0, 32);
+function sha256(text: string): string {
+	return crypto.createHash("sha256").update(text).digest("hex");
+}
+
+/** The checkout id that versions before key records derived from an Idempotency-Key. */
+function legacyIdFor(key: string): string {
+	return sha256(`idempotency-key\n${key}`).slice(0, 32);
+}
+
+/** The hash under which reservations records an Idempotency-Key. */
+function keyHashFor(key: string): string {
+	return sha256(`idempotency-key-record\n${key}`);
+}
+
+/** The checkout id the key record of `key` names (claiming it again changes nothing). */
+async function checkoutIdFor(broker: ServiceBroker, key: string): Promise<string> {
+	const claim = await broker.call<{ checkoutId: string }, object>(
+		"reservations.claimIdempotencyKey",
+		{
+			keyHash: keyHashFor(key),
+			checkoutId: "not-this-one",
+			fingerprint: "x",
+			legacyId: "not-this-one"
+		}
+	);
+	return claim.checkoutId;
 }
 
 function reservationsOf(broker: ServiceBroker, showID: string) {
@@ -218,11 +241,40 @@ describe("api checkout saga", () => {
 			}
 		);
 
-		it("the reservation id is derived from the Idempotency-Key", async () => {
+		it("the reservation id is 128 random bits, never derived from the Idempotency-Key", async () => {
 			const show = await createShow(broker, 10);
-			const key = newId("key");
-			const answer = await checkout(broker, { showID: show._id, name: "Ann", count: 1 }, key);
-			expect(answer._id).toBe(checkoutIdFor(key));
+			const params = { showID: show._id, name: "Ann", count: 1 };
+			const first = await checkout(broker, params, "same-key-elsewhere");
+			expect(first._id).toMatch(/^[0-9a-f]{32}$/);
+			expect(first._id).not.toBe(legacyIdFor("same-key-elsewhere"));
+			expect(first._id).not.toContain(
+				sha256("idempotency-key\nsame-key-elsewhere").slice(0, 8)
+			);
+			expect(await checkoutIdFor(broker, "same-key-elsewhere")).toBe(first._id);
+		});
+
+		it("a key whose booking an older version made (id derived from the key) replays that booking", async () => {
+			const show = await createShow(broker, 10);
+			const key = newId("old-key");
+			const params = { showID: show._id, name: "Ann", count: 2 };
+			const fingerprint = sha256(`${show._id}\nAnn\n2`).slice(0, 32);
+			const id = legacyIdFor(key);
+			await broker.call("shows.holdSeats", { showID: show._id, holdId: id, count: 2 });
+			await broker.call("reservations.create", {
+				checkoutId: id,
+				showID: show._id,
+				name: "Ann",
+				guests: 2,
+				fingerprint
+			});
+			await broker.call("shows.confirmHold", { showID: show._id, holdId: id });
+			await broker.call("reservations.confirm", { id });
+			expect(await checkout(broker, params, key)).toMatchObject({
+				_id: id,
+				status: "confirmed"
+			});
+			expect((await getShow(broker, show._id)).reserved).toBe(2);
+			expect(await reservationsOf(broker, show._id)).toHaveLength(1);
 		});
 	});
 
@@ -319,10 +371,22 @@ describe("api checkout compensation when the reservation step fails", () => {
 	let failWith: Error = new Error("unset");
 	const fakeCalls: string[] = [];
 
-	/** Stands in for `reservations`: knows no checkout and refuses to record one. */
+	/** Key hash → checkout id, as the fake's key records. */
+	const claims = new Map<string, string>();
+
+	/** Stands in for `reservations`: records keys, knows no checkout and refuses to record one. */
 	const failingReservations: ServiceSchema = {
 		name: "reservations",
 		actions: {
+			claimIdempotencyKey(
+				ctx: Context<{ keyHash: string; checkoutId: string; fingerprint: string }>
+			) {
+				fakeCalls.push("claimIdempotencyKey");
+				const { keyHash, checkoutId, fingerprint } = ctx.params;
+				const created = !claims.has(keyHash);
+				if (created) claims.set(keyHash, checkoutId);
+				return { checkoutId: claims.get(keyHash), fingerprint, created };
+			},
 			findCheckout() {
 				fakeCalls.push("findCheckout");
 				return null;
@@ -374,9 +438,9 @@ describe("api checkout compensation when the reservation step fails", () => {
 			code: (failWith as Errors.MoleculerError).code,
 			message: failWith.message
 		});
-		expect(fakeCalls).toEqual(["findCheckout", "create"]);
+		expect(fakeCalls).toEqual(["claimIdempotencyKey", "create"]);
 		expect((await getShow(broker, show._id)).reserved).toBe(3);
-		expect(await holdState(broker, show._id, checkoutIdFor(key))).toEqual({
+		expect(await holdState(broker, show._id, claims.get(keyHashFor(key))!)).toEqual({
 			state: "missing"
 		});
 	});
@@ -384,16 +448,15 @@ describe("api checkout compensation when the reservation step fails", () => {
 	it("a failed retry leaves a hold made by an earlier attempt of the same checkout to the reconciler", async () => {
 		const show = await createShow(broker, 10);
 		const key = newId("key");
-		await broker.call("shows.holdSeats", {
-			showID: show._id,
-			holdId: checkoutIdFor(key),
-			count: 2
-		});
+		// An earlier attempt claimed the key and held the seats, then died.
+		const earlier = newId("checkout");
+		claims.set(keyHashFor(key), earlier);
+		await broker.call("shows.holdSeats", { showID: show._id, holdId: earlier, count: 2 });
 		failWith = new Errors.MoleculerRetryableError("store down", 503, "STORE_DOWN");
 		await expect(
 			checkout(broker, { showID: show._id, name: "Ann", count: 2 }, key)
 		).rejects.toMatchObject({ type: "STORE_DOWN" });
-		expect(await holdState(broker, show._id, checkoutIdFor(key))).toEqual({ state: "held" });
+		expect(await holdState(broker, show._id, earlier)).toEqual({ state: "held" });
 		expect((await getShow(broker, show._id)).reserved).toBe(2);
 	});
 });
@@ -462,7 +525,7 @@ describe("api checkout when a hold expires before it is confirmed", () => {
 		});
 		expect(
 			await broker.call<ReservationDoc, object>("reservations.findCheckout", {
-				id: checkoutIdFor(key)
+				id: await checkoutIdFor(broker, key)
 			})
 		).toMatchObject({ status: "failed", failReason: "hold lost" });
 		expect((await getShow(broker, show._id)).reserved).toBe(0);
@@ -531,11 +594,12 @@ describe("api checkout when an answer from shows is lost", () => {
 		await expect(checkout(broker, params, key)).rejects.toMatchObject({
 			name: "RequestTimeoutError"
 		});
-		expect(await broker.call("reservations.get", { id: checkoutIdFor(key) })).toMatchObject({
+		const id = await checkoutIdFor(broker, key);
+		expect(await broker.call("reservations.get", { id })).toMatchObject({
 			status: "pending"
 		});
 		const answer = await checkout(broker, params, key);
-		expect(answer).toMatchObject({ _id: checkoutIdFor(key), status: "confirmed", guests: 4 });
+		expect(answer).toMatchObject({ _id: id, status: "confirmed", guests: 4 });
 		expect((await getShow(broker, show._id)).reserved).toBe(4);
 		expect(await reservationsOf(broker, show._id)).toHaveLength(1);
 	});
@@ -590,7 +654,7 @@ describe("api checkout under the production retry policy", () => {
 		await Promise.allSettled([checkout(broker, params, key)]);
 		expect((await getShow(broker, show._id)).reserved).toBe(2);
 		await expect(checkout(broker, params, key)).resolves.toMatchObject({
-			_id: checkoutIdFor(key),
+			_id: await checkoutIdFor(broker, key),
 			status: "confirmed",
 			guests: 2
 		});

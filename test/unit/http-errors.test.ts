@@ -72,21 +72,60 @@ describe("describeError", () => {
 		expect(describeError(err).status).toBe(503);
 	});
 
-	it("a ValidationError is 422 and keeps its message, type and data", () => {
+	it("a ValidationError is 422 and says per field what it must be, without node or action", () => {
 		const err = new Errors.ValidationError("Parameters validation error!", "VALIDATION_ERROR", [
-			{ field: "count", type: "numberMin" }
+			{
+				field: "count",
+				type: "numberMin",
+				actual: -1,
+				nodeID: "node-1",
+				action: "api.checkout",
+				message: "The 'count' field must be greater than or equal to 1."
+			},
+			{ field: "name", type: "required", nodeID: "node-1", action: "api.checkout" }
 		]);
-		expect(describeError(err)).toEqual({
+		const answer = describeError(err);
+		expect(answer).toEqual({
 			status: 422,
 			body: {
 				name: "ValidationError",
-				message: "Parameters validation error!",
+				message:
+					"count must be a whole number of tickets, at least 1; " +
+					"name is missing: name must be text of 1 to 100 characters, without control characters",
 				code: 422,
 				type: "VALIDATION_ERROR",
-				data: [{ field: "count", type: "numberMin" }]
+				data: [
+					{
+						field: "count",
+						message: "count must be a whole number of tickets, at least 1"
+					},
+					{
+						field: "name",
+						message:
+							"name is missing: name must be text of 1 to 100 characters, without control characters"
+					}
+				]
 			},
 			retryAfter: undefined
 		});
+		expect(JSON.stringify(answer)).not.toMatch(/node-1|api\.checkout/);
+	});
+
+	it("a client error's data loses node ids and action names", () => {
+		const err = new Errors.MoleculerClientError("refused", 409, "REFUSED", {
+			showID: "x",
+			nodeID: "node-1",
+			action: "shows.holdSeats"
+		});
+		expect(describeError(err).body.data).toEqual({ showID: "x" });
+	});
+
+	it.each([
+		["gzip/deflate", "Z_DATA_ERROR"],
+		["brotli", "ERR__ERROR_FORMAT_PADDING_1"]
+	])("a broken %s body (zlib's code, wrapped by moleculer-web) is 400", (_what, code) => {
+		const err = new Errors.MoleculerError("incorrect header check", code as unknown as number);
+		expect(describeError(err)).toMatchObject({ status: 400, body: { code: 400 } });
 	});
 
 	it.each([
@@ -121,13 +160,10 @@ describe("describeError", () => {
 		});
 	});
 
-	it.each([400, 401, 403, 405, 418])(
-		"another client status (%i) becomes 422, never a 5xx",
-		code => {
-			const err = new Errors.MoleculerClientError("bad request", code, "BAD");
-			expect(describeError(err)).toMatchObject({ status: 422, body: { code: 422 } });
-		}
-	);
+	it.each([401, 403, 405, 418])("another client status (%i) becomes 422, never a 5xx", code => {
+		const err = new Errors.MoleculerClientError("bad request", code, "BAD");
+		expect(describeError(err)).toMatchObject({ status: 422, body: { code: 422 } });
+	});
 
 	it("body-parser's entity.too.large is 413", () => {
 		const err = bodyParserError("request entity too large", 413, "entity.too.large");

@@ -1,0 +1,86 @@
+/**
+ * The `POST /reserve` route of the gateway: how a checkout's body is read (lib/request-body.ts),
+ * its rate limit and Idempotency-Key, and how its outcomes are counted in
+ * `tickets_checkouts_total`.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Context } from "moleculer";
+import { appConfig } from "../moleculer.config";
+import type { CheckoutMeta } from "./checkout-saga";
+import { describeError } from "./http-errors";
+import {
+	acceptCheckoutBody,
+	acceptIdempotencyKey,
+	clientAddress,
+	sendErrorAnswer,
+	type RequestWithParams
+} from "./http-guards";
+import { bodyReadFailed, parseCheckoutBody, requireUtf8 } from "./request-body";
+import type { MetricsMethods } from "../mixins/metrics.mixin";
+
+export const CHECKOUTS = "tickets_checkouts_total";
+
+/**
+ * A gateway call gets the whole checkout budget and is never retried as a whole: a retry would run
+ * the saga again beside a first attempt that may still be going. The steps inside retry instead,
+ * each idempotent by the checkout id.
+ */
+export const GATEWAY_CALL_OPTIONS = { timeout: appConfig.checkoutTimeoutMs, retries: 0 };
+
+/** How a refused checkout counts in `tickets_checkouts_total`. */
+function checkoutOutcome(status: number, type: string | undefined): string {
+	if (status === 409 && type === "NOT_ENOUGH_SEATS") return "sold_out";
+	if (status === 429) return "rate_limited";
+	if (status >= 400 && status < 500 && status !== 409) return "invalid";
+	return "failed";
+}
+
+export const checkoutRoute = {
+	name: "checkout",
+	path: "",
+	mappingPolicy: "restrict",
+	aliases: { "POST /reserve": "api.checkout" },
+	// JSON and forms arrive as text and are parsed by `parseCheckoutBody`, which refuses what
+	// JSON.parse and qs let through (prototype keys, repeated keys, deep nesting).
+	bodyParsers: {
+		json: false,
+		urlencoded: false,
+		text: {
+			type: ["application/json", "application/x-www-form-urlencoded"],
+			limit: appConfig.bodyLimitBytes,
+			verify: requireUtf8
+		}
+	},
+	use: [bodyReadFailed, parseCheckoutBody],
+	callOptions: GATEWAY_CALL_OPTIONS,
+	...(appConfig.rateLimitPerMinute > 0
+		? {
+				rateLimit: {
+					window: 60 * 1000,
+					limit: appConfig.rateLimitPerMinute,
+					headers: true,
+					key: clientAddress
+				}
+			}
+		: {}),
+	onBeforeCall(ctx: Context<unknown, CheckoutMeta>, _route: unknown, req: RequestWithParams) {
+		acceptCheckoutBody(req);
+		ctx.meta.idempotencyKey = acceptIdempotencyKey(req);
+	},
+	onAfterCall(
+		this: MetricsMethods,
+		_ctx: Context,
+		_route: unknown,
+		_req: unknown,
+		_res: unknown,
+		data: unknown
+	) {
+		this.countMetric(CHECKOUTS, { outcome: "booked" });
+		return data;
+	},
+	onError(this: MetricsMethods, req: IncomingMessage, res: ServerResponse, err: Error) {
+		const { status, body } = describeError(err);
+		this.countMetric(CHECKOUTS, { outcome: checkoutOutcome(status, body.type) });
+		sendErrorAnswer(req, res, err);
+	}
+};
