@@ -235,12 +235,15 @@ function serviceNodes(broker) {
  * The api starts only once every shows and reservations node has joined, so that its balancer
  * knows them all; `extraShows` more shows are created through `shows.create` (as an operator's
  * REPL would) before it starts. `prepareStore(mongoUri)` runs before any service starts.
+ * `nodeEnv(nodeId, env)` may change a node's environment (bench/latency.js routes its links
+ * through proxies).
  */
 async function startCluster({
 	showsInstances = 1,
 	extraShows = 0,
 	extraShowSeats = 100000,
-	prepareStore
+	prepareStore,
+	nodeEnv = async (_nodeId, env) => env
 } = {}) {
 	const id = crypto.randomBytes(4).toString("hex");
 	const nats = await startNats();
@@ -273,14 +276,24 @@ async function startCluster({
 		await watcher.start();
 		for (let i = 1; i <= showsInstances; i++)
 			processes.push(
-				systemProcess(`shows-${i}`, { ...env, SERVICES: "shows", NODE_ID: `shows-${i}` })
+				systemProcess(
+					`shows-${i}`,
+					await nodeEnv(`shows-${i}`, {
+						...env,
+						SERVICES: "shows",
+						NODE_ID: `shows-${i}`
+					})
+				)
 			);
 		processes.push(
-			systemProcess("reservations-1", {
-				...env,
-				SERVICES: "reservations",
-				NODE_ID: "reservations-1"
-			})
+			systemProcess(
+				"reservations-1",
+				await nodeEnv("reservations-1", {
+					...env,
+					SERVICES: "reservations",
+					NODE_ID: "reservations-1"
+				})
+			)
 		);
 		const deadline = Date.now() + 60000;
 		for (;;) {
@@ -301,12 +314,15 @@ async function startCluster({
 			showIDs.push(show._id);
 		}
 		const port = await freePort();
-		const api = systemProcess("api-1", {
-			...env,
-			SERVICES: "api",
-			NODE_ID: "api-1",
-			PORT: String(port)
-		});
+		const api = systemProcess(
+			"api-1",
+			await nodeEnv("api-1", {
+				...env,
+				SERVICES: "api",
+				NODE_ID: "api-1",
+				PORT: String(port)
+			})
+		);
 		processes.push(api);
 		const baseUrl = `http://127.0.0.1:${port}`;
 		await waitForHealthy(baseUrl, processes);

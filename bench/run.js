@@ -7,7 +7,9 @@
  *   node bench/run.js --only embedded   only some sections: floor, embedded, cluster, scale,
  *                                       onsale (bench/onsale.js: a 100,000-seat show sold out)
  *                                       (comma-separated); `profile` (not in the default run)
- *                                       CPU-profiles the embedded process under each workload
+ *                                       CPU-profiles the embedded process under each workload;
+ *                                       `latency` (not in the default run) adds 0/1/5 ms per hop
+ *                                       between cluster nodes (bench/latency.js)
  *   --duration S --warmup S --connections N   override the measured run's settings
  *   --ref <git ref>                     measure that commit (built privately) instead of dist/
  *   --wait-idle                         on a shared machine: start each measured run only once
@@ -34,7 +36,7 @@ const { onsale } = require("./onsale");
 
 const RESULTS_DIR = path.join(__dirname, "results");
 const SECTIONS = ["floor", "embedded", "cluster", "scale", "onsale"];
-const ALL_SECTIONS = [...SECTIONS, "profile"];
+const ALL_SECTIONS = [...SECTIONS, "profile", "latency"];
 
 const TARGETS = [
 	{ system: "embedded", workload: "reads", floor: "reads", min: 0.5 },
@@ -688,6 +690,7 @@ function report(out) {
 		);
 	}
 	if (out.floor.reads || out.embedded.reads || out.cluster.reads) parts.push("", mainTable(out));
+	if (out.latency) parts.push("", out.latency.report);
 	const perSecond = ["embedded", "cluster"]
 		.filter(sys => out[sys].pairs?.pairsEachSecond?.length > 1)
 		.map(
@@ -836,6 +839,7 @@ async function main() {
 		cluster: () => runSystem("cluster", cfg, out),
 		scale: () => runScale(cfg, out),
 		profile: () => runProfile(cfg, out),
+		latency: () => require("./latency").run(cfg, out),
 		onsale: async () => {
 			out.onsale = await onsale({
 				seats: cfg.quick ? 10000 : 100000,

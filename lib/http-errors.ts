@@ -31,6 +31,13 @@ const UNAVAILABLE = new Set([
 	"MaxCallLevelError"
 ]);
 
+/**
+ * The MongoDB driver saying it cannot reach the store (a partition, a restart): a dependency that is
+ * down, not a bug. They arrive by name from the service that met them.
+ */
+const STORE_UNREACHABLE =
+	/^Mongo(ServerSelection|Network|NetworkTimeout|Timeout|PoolCleared|TopologyClosed|NotConnected)Error$/;
+
 /** Statuses a client may see as they are (400: a body that could not be read); other 4xx become 422. */
 const CLIENT_STATUSES = new Set([400, 404, 409, 413, 415, 422, 429]);
 
@@ -148,7 +155,12 @@ export function describeError(error: unknown): HttpError {
 			}
 		};
 
-	if (UNAVAILABLE.has(err.name ?? "") || (err.retryable && Number(err.code) >= 500))
+	const name = err.name ?? "";
+	if (
+		UNAVAILABLE.has(name) ||
+		STORE_UNREACHABLE.test(name) ||
+		(err.retryable && Number(err.code) >= 500)
+	)
 		return unavailable();
 
 	const code = typeof err.code === "number" ? err.code : 500;

@@ -19,7 +19,13 @@ const BINARIES = {
 	"nats-server": { module: "github.com/nats-io/nats-server/v2", version: "v2.15.2", cmd: "." },
 	ferretdb: { module: "github.com/FerretDB/FerretDB", version: "v1.24.2", cmd: "./cmd/ferretdb" },
 	// Only for checking docker-compose.yml (`docker compose config`); no Docker engine needed.
-	"docker-compose": { module: "github.com/docker/compose/v2", version: "v2.40.3", cmd: "./cmd" }
+	"docker-compose": { module: "github.com/docker/compose/v2", version: "v2.40.3", cmd: "./cmd" },
+	// Shopify's fault-injection TCP proxy; `go install` names its binary `server`.
+	toxiproxy: {
+		module: "github.com/Shopify/toxiproxy/v2",
+		version: "v2.12.0",
+		cmd: "./cmd/server"
+	}
 };
 
 const START_TIMEOUT_MS = 20000;
@@ -68,11 +74,18 @@ function ensureBinary(name) {
 	fs.mkdirSync(BIN_DIR, { recursive: true });
 	process.stderr.write(`Building ${name} ${spec.version} into .cache/bin (once)...\n`);
 	if (name === "ferretdb" || name === "docker-compose") buildFromModuleCopy(spec, bin);
-	else
-		go(["install", `${spec.module}@${spec.version}`], {
+	else {
+		const pkg = path.posix.join(spec.module, spec.cmd);
+		go(["install", `${pkg}@${spec.version}`], {
 			stdio: ["ignore", "inherit", "inherit"],
 			env: { GOBIN: BIN_DIR }
 		});
+		// Go names the binary after the package path, skipping a major-version suffix (/v2).
+		const parts = pkg.split("/");
+		const last = parts[parts.length - 1];
+		const built = path.join(BIN_DIR, /^v\d+$/.test(last) ? parts[parts.length - 2] : last);
+		if (built !== bin) fs.renameSync(built, bin);
+	}
 	return bin;
 }
 
@@ -206,4 +219,25 @@ async function startFerretDB() {
 	};
 }
 
-module.exports = { ensureBinary, ensureBinaries, freePort, startNats, startFerretDB, BIN_DIR };
+/** A toxiproxy server (fault-injection TCP proxy) with its HTTP API on a free loopback port. */
+async function startToxiproxy() {
+	const port = await freePort();
+	const bin = ensureBinary("toxiproxy");
+	const server = await runServer(
+		"toxiproxy",
+		bin,
+		["-host", "127.0.0.1", "-port", String(port)],
+		port
+	);
+	return { ...server, apiUrl: `http://127.0.0.1:${port}` };
+}
+
+module.exports = {
+	ensureBinary,
+	ensureBinaries,
+	freePort,
+	startNats,
+	startFerretDB,
+	startToxiproxy,
+	BIN_DIR
+};

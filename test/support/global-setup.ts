@@ -1,6 +1,6 @@
 /**
- * Before any test file: build the server binaries once (cached in .cache/bin), unless the caller
- * gives its own servers through NATS_URL / MONGO_URI. Those are handed to the tests as
+ * Before any test file: build the server binaries once (cached in .cache/bin), nats-server and
+ * FerretDB unless the caller gives its own servers through NATS_URL / MONGO_URI. Those are handed to the tests as
  * TEST_NATS_URL / TEST_MONGO_URI, and cleared for the test processes themselves so that no unit
  * test picks up a real store by accident.
  */
@@ -11,6 +11,8 @@ export default function globalSetup(): void {
 	else ensureBinary("nats-server");
 	if (process.env.MONGO_URI) process.env.TEST_MONGO_URI = process.env.MONGO_URI;
 	else ensureBinary("ferretdb");
+	// The fault proxy of test/integration/partitions.test.ts.
+	ensureBinary("toxiproxy");
 	for (const name of ["NATS_URL", "MONGO_URI", "TRANSPORTER", "SERVICES", "PORT", "DATA_DIR"])
 		delete process.env[name];
 }

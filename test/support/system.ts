@@ -8,7 +8,14 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { freePort, startFerretDB, startNats, type ServerHandle } from "../../scripts/servers";
+import {
+	freePort,
+	startFerretDB,
+	startNats,
+	startToxiproxy,
+	type ServerHandle
+} from "../../scripts/servers";
+import { toxiproxyClient, type ToxiproxyClient } from "./toxiproxy";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const RUNNER = path.join(ROOT, "node_modules", "moleculer", "bin", "moleculer-runner.js");
@@ -17,6 +24,66 @@ export interface NodeOptions {
 	services: string;
 	instances?: number;
 	env?: Record<string, string>;
+	/**
+	 * Put this node's links to NATS and to the store behind proxies of their own (named
+	 * `<NODE_ID>-nats`, `<NODE_ID>-store`), for `cluster.link`. Needs `startCluster({ proxies: true })`
+	 * and a NODE_ID in `env`.
+	 */
+	proxied?: boolean;
+}
+
+/** The servers a node talks to; each proxied node has one proxy per upstream. */
+export type Upstream = "nats" | "store";
+
+/** One node's link to one server, degraded on demand through its toxiproxy proxy. */
+export interface Link {
+	readonly proxy: string;
+	/** Adds `ms` of delay each way (so a round trip over this link gains 2 × ms). */
+	latency(ms: number): Promise<void>;
+	/** Bytes stop both ways, connections stay open: a hung link, not a closed one. */
+	stall(): Promise<void>;
+	/** Closes the link's connections and refuses new ones: a partition. */
+	cut(): Promise<void>;
+	/** Back to a clean link: enabled, no toxics. */
+	heal(): Promise<void>;
+}
+
+function proxyLink(toxi: ToxiproxyClient, proxy: string): Link {
+	const both = ["upstream", "downstream"] as const;
+	return {
+		proxy,
+		async latency(ms) {
+			for (const stream of both)
+				await toxi.addToxic(proxy, {
+					name: `latency-${stream}`,
+					type: "latency",
+					stream,
+					attributes: { latency: ms }
+				});
+		},
+		async stall() {
+			for (const stream of both)
+				await toxi.addToxic(proxy, {
+					name: `stall-${stream}`,
+					type: "timeout",
+					stream,
+					attributes: { timeout: 0 }
+				});
+		},
+		cut: async () => void (await toxi.setEnabled(proxy, false)),
+		async heal() {
+			const current = await toxi.getProxy(proxy);
+			for (const toxic of current.toxics ?? []) await toxi.removeToxic(proxy, toxic.name);
+			if (!current.enabled) await toxi.setEnabled(proxy, true);
+		}
+	};
+}
+
+/** `url` with its host and port replaced by `hostPort` (credentials and path kept). */
+function throughProxy(url: string, hostPort: string): string {
+	const parsed = new URL(url);
+	parsed.host = hostPort;
+	return parsed.toString();
 }
 
 export interface NodeHandle {
@@ -75,18 +142,25 @@ export interface Cluster {
 	port: number;
 	nats: (ServerHandle & { url: string }) | null;
 	mongo: (ServerHandle & { uri: string }) | null;
+	toxiproxy: (ServerHandle & { apiUrl: string }) | null;
 	env: Record<string, string>;
 	nodes: NodeHandle[];
 	add(options: NodeOptions): Promise<NodeHandle>;
+	/** The link of a proxied node (by NODE_ID) to NATS or the store. */
+	link(nodeId: string, upstream: Upstream): Link;
 	stop(): Promise<void>;
 }
 
 /** Real servers (own ones unless given) and a namespace of its own for one test file. */
-export async function startCluster(opts: { mongo?: boolean; env?: Record<string, string> } = {}) {
+export async function startCluster(
+	opts: { mongo?: boolean; proxies?: boolean; env?: Record<string, string> } = {}
+) {
 	const id = crypto.randomBytes(4).toString("hex");
 	const nats = process.env.TEST_NATS_URL ? null : await startNats();
 	const wantMongo = opts.mongo !== false;
 	const mongo = wantMongo && !process.env.TEST_MONGO_URI ? await startFerretDB() : null;
+	const toxiproxy = opts.proxies ? await startToxiproxy() : null;
+	const toxi = toxiproxy && toxiproxyClient(toxiproxy.apiUrl);
 	const port = await freePort();
 	const env: Record<string, string> = {
 		NAMESPACE: `test-${id}`,
@@ -106,16 +180,37 @@ export async function startCluster(opts: { mongo?: boolean; env?: Record<string,
 		port,
 		nats,
 		mongo,
+		toxiproxy,
 		env,
 		nodes: [],
 		async add(options) {
-			const node = systemNode(options, env);
+			const nodeEnv = { ...env };
+			if (options.proxied) {
+				const nodeId = options.env?.NODE_ID;
+				if (!toxi || !nodeId) throw new Error("a proxied node needs proxies and a NODE_ID");
+				const upstreams = { nats: "TRANSPORTER", store: "MONGO_URI" } as const;
+				for (const [upstream, variable] of Object.entries(upstreams)) {
+					const listen = `127.0.0.1:${await freePort()}`;
+					await toxi.createProxy({
+						name: `${nodeId}-${upstream}`,
+						listen,
+						upstream: new URL(env[variable]).host
+					});
+					nodeEnv[variable] = throughProxy(env[variable], listen);
+				}
+			}
+			const node = systemNode(options, nodeEnv);
 			await node.start();
 			cluster.nodes.push(node);
 			return node;
 		},
+		link(nodeId, upstream) {
+			if (!toxi) throw new Error("startCluster({ proxies: true }) runs no proxies");
+			return proxyLink(toxi, `${nodeId}-${upstream}`);
+		},
 		async stop() {
 			await Promise.all(cluster.nodes.map(n => n.stop()));
+			await toxiproxy?.stop();
 			await nats?.stop();
 			await mongo?.stop();
 		}

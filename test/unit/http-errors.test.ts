@@ -41,7 +41,20 @@ describe("describeError", () => {
 		["BrokerDisconnectedError", new Errors.BrokerDisconnectedError("disconnected")],
 		["a retryable 503 such as STORE_CONFLICT", storeConflict("5b805a570cee1505a52bc75d")],
 		["a retryable 503 such as SHOW_BUSY", showBusy("5b805a570cee1505a52bc75d")],
-		["a plain 503 MoleculerError", new Errors.MoleculerError("down", 503, "DOWN")]
+		["a plain 503 MoleculerError", new Errors.MoleculerError("down", 503, "DOWN")],
+		[
+			"a store the service cannot reach (MongoServerSelectionError, as it arrives over NATS)",
+			Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:27017"), {
+				name: "MongoServerSelectionError",
+				code: 500
+			})
+		],
+		[
+			"a store connection lost mid-request (MongoNetworkError)",
+			Object.assign(new Error("connection 3 to 127.0.0.1:27017 closed"), {
+				name: "MongoNetworkError"
+			})
+		]
 	])("%s is 503 with Retry-After", (_what, err) => {
 		const answer = describeError(err);
 		expect(answer.status).toBe(503);

@@ -1,0 +1,160 @@
+/**
+ * Checkout load against a real cluster while a fault runs, and the invariants every fault test ends
+ * with, once things settle:
+ *  - every 2xx booking exists, confirmed;
+ *  - each show's counted seats equal the seats of its confirmed reservations plus its live holds;
+ *  - no answer was a 5xx other than 503, and none hung;
+ *  - the system serves checkouts again.
+ */
+import { openStores } from "./probe";
+import { waitForHealthy, type Cluster } from "./system";
+
+export interface CheckoutAnswer {
+	status: number;
+	body: any;
+	retryAfter: string | null;
+	/** When the request was sent (epoch ms), and how long the client waited for the answer. */
+	sentAt: number;
+	ms: number;
+}
+
+export interface LoadOptions {
+	/** Seconds an unconfirmed hold lives in this cluster (its HOLD_TTL). */
+	holdTtlS: number;
+	concurrency?: number;
+	/** Longest a client waits before counting the checkout as hung (status 0). */
+	clientTimeoutMs?: number;
+}
+
+export const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
+
+export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
+	const concurrency = options.concurrency ?? 16;
+	const clientTimeoutMs = options.clientTimeoutMs ?? 30000;
+
+	async function reserve(showID: string, count: number): Promise<CheckoutAnswer> {
+		const started = Date.now();
+		try {
+			const res = await fetch(`${cluster.baseUrl}/reserve`, {
+				method: "POST",
+				headers: { "content-type": "application/json" },
+				body: JSON.stringify({ name: "Load", count, showID }),
+				signal: AbortSignal.timeout(clientTimeoutMs)
+			});
+			const body = await res.json();
+			const retryAfter = res.headers.get("retry-after");
+			return {
+				status: res.status,
+				body,
+				retryAfter,
+				sentAt: started,
+				ms: Date.now() - started
+			};
+		} catch (err) {
+			// A hang or a dropped connection: the invariants count it as a failure.
+			const ms = Date.now() - started;
+			return { status: 0, body: String(err), retryAfter: null, sentAt: started, ms };
+		}
+	}
+
+	/**
+	 * Runs checkouts on `showIds` from every client while `fault` runs, then returns every answer.
+	 * The fault starts once the load books, so that there are bookings made before it to check.
+	 */
+	async function loadDuring(
+		showIds: string[],
+		fault: () => Promise<void>
+	): Promise<CheckoutAnswer[]> {
+		const answers: CheckoutAnswer[] = [];
+		let running = true;
+		const clients = Array.from({ length: concurrency }, async (_, c) => {
+			for (let i = 0; running; i++) {
+				const showID = showIds[(c + i) % showIds.length];
+				answers.push(await reserve(showID, 1 + (i % 3)));
+			}
+		});
+		try {
+			const deadline = Date.now() + 20000;
+			while (!answers.some(a => a.status === 201) && Date.now() < deadline) await sleep(50);
+			await fault();
+		} finally {
+			running = false;
+			await Promise.all(clients);
+		}
+		return answers;
+	}
+
+	/** Waits until no checkout is pending and no hold is unconfirmed: everything has settled. */
+	async function settle(extraMs = 30000) {
+		const stores = await openStores(cluster);
+		try {
+			const deadline = Date.now() + options.holdTtlS * 1000 + extraMs;
+			for (;;) {
+				const pending = await stores.openCheckouts.countDocuments({});
+				const unreleased = await stores.seatReleases.countDocuments({});
+				const shows = await stores.shows.find({ nextExpiry: { $ne: null } }).toArray();
+				if (pending === 0 && unreleased === 0 && shows.length === 0) return;
+				if (Date.now() > deadline)
+					throw new Error(
+						`not settled: ${pending} pending, ${unreleased} unreleased, ${shows.length} shows with holds`
+					);
+				await sleep(500);
+			}
+		} finally {
+			await stores.close();
+		}
+	}
+
+	/** Answers by status (and error type), e.g. `201: 310, 503 SERVICE_NOT_AVAILABLE: 12`. */
+	function summarize(answers: CheckoutAnswer[]): string {
+		const statuses = new Map<string | number, number>();
+		for (const a of answers) {
+			const key = a.status === 201 ? 201 : `${a.status} ${a.body?.type ?? a.body}`;
+			statuses.set(key, (statuses.get(key) ?? 0) + 1);
+		}
+		return [...statuses].map(([s, n]) => `${s}: ${n}`).join(", ");
+	}
+
+	/** The seat and booking invariants on `showIds`, then a checkout that succeeds again. */
+	async function expectInvariants(answers: CheckoutAnswer[], showIds: string[]) {
+		console.log(`answers — ${summarize(answers)}`);
+
+		for (const a of answers) expect([201, 409, 503]).toContain(a.status);
+		const booked = answers.filter(a => a.status === 201).map(a => a.body._id as string);
+		expect(booked.length).toBeGreaterThan(0);
+
+		const stores = await openStores(cluster);
+		try {
+			const all = await stores.reservationsWithStatus();
+			const confirmed = all.filter(r => r.status === "confirmed");
+			const confirmedIds = new Set(confirmed.map(r => r._id as string));
+			for (const id of booked) expect(confirmedIds.has(id)).toBe(true);
+			expect(all.filter(r => r.status === "pending")).toHaveLength(0);
+
+			for (const showID of showIds) {
+				const { show, liveHolds, soldIds, soldSeats } = await stores.seatsOf(showID);
+				const sold = confirmed.filter(r => r.showID === showID);
+				const seats = sold.reduce((sum: number, r: any) => sum + r.guests, 0);
+				const held = liveHolds.reduce((sum: number, h: any) => sum + h.count, 0);
+				expect(show.reserved - show.presold).toBe(seats + held);
+				expect(soldSeats).toBe(seats);
+				expect(show.reserved).toBeLessThanOrEqual(show.houseSize);
+				expect(soldIds).toEqual(new Set(sold.map(r => r._id)));
+			}
+		} finally {
+			await stores.close();
+		}
+
+		// Serving again, as a client that honours Retry-After sees it (a circuit breaker that
+		// opened during the fault closes after its half-open wait).
+		await waitForHealthy(cluster.baseUrl, undefined, 30000);
+		let again = await reserve(showIds[0], 1);
+		for (let tries = 0; again.status === 503 && tries < 15; tries++) {
+			await sleep(Number(again.body?.retryAfter ?? 2) * 1000);
+			again = await reserve(showIds[0], 1);
+		}
+		expect(again.status).toBe(201);
+	}
+
+	return { reserve, loadDuring, settle, summarize, expectInvariants };
+}
