@@ -141,6 +141,8 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		eventsMaxStreams: readInt(env, "EVENTS_MAX_STREAMS", 1000, 1, 100000),
 		eventsHeartbeatMs: readInt(env, "EVENTS_HEARTBEAT_MS", 15000, 100, 600000),
 		eventsBacklog: readInt(env, "EVENTS_BACKLOG", 1000, 0, 100000),
+		/** An event stream ends after this long; its client resumes it with Last-Event-ID. */
+		eventsMaxStreamMs: readInt(env, "EVENTS_MAX_STREAM_MS", 600000, 0, 86400000),
 		metricsPort: metricsPort === 0 ? 0 : metricsPort + workerOffset,
 		/** Only the default port may move to a free one; a port the operator chose must be that port. */
 		metricsPortChosen: Boolean(env.METRICS_PORT?.trim()),

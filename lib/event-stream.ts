@@ -18,6 +18,11 @@ export interface EventStreamOptions {
 	heartbeatMs: number;
 	/** Events kept for clients that reconnect with Last-Event-ID. */
 	backlog: number;
+	/**
+	 * A stream is ended after this long (0: never). The client reconnects with Last-Event-ID and
+	 * loses nothing, and long-lived streams spread again over the gateway nodes there are now.
+	 */
+	maxStreamMs: number;
 	/** The shows as this node knows them now, for a snapshot (`ctx`: the HTTP request's). */
 	loadShows(ctx: Context | undefined): Promise<PublicShow[]>;
 	logger: { warn(...args: unknown[]): void };
@@ -151,7 +156,13 @@ export function createEventStream(options: EventStreamOptions): EventStream {
 			});
 			res.write(`retry: ${RECONNECT_MS}\n\n${first}`);
 			clients.add(res);
-			res.once("close", () => clients.delete(res));
+			const lifetime =
+				options.maxStreamMs > 0 ? setTimeout(() => res.end(), options.maxStreamMs) : null;
+			lifetime?.unref();
+			res.once("close", () => {
+				clients.delete(res);
+				if (lifetime) clearTimeout(lifetime);
+			});
 		},
 
 		publish(show) {

@@ -38,8 +38,10 @@ export const boxOfficePaths: OpenApiDocument["paths"] = {
 					name: "Last-Event-ID",
 					in: "header",
 					required: false,
-					description: "The id of the last event received, to resume after it",
-					schema: { type: "string", maxLength: 64 }
+					description:
+						"The id of the last event received, to resume after it; an id this node " +
+						"does not know (of any length) gets a fresh snapshot",
+					schema: { type: "string" }
 				}
 			],
 			responses: {
@@ -47,7 +49,20 @@ export const boxOfficePaths: OpenApiDocument["paths"] = {
 					description: "The stream; it stays open",
 					content: {
 						"text/event-stream": {
-							schema: { type: "string" },
+							// One server-sent event, as a client's parser hands it over.
+							schema: {
+								type: "object",
+								properties: {
+									id: { type: "string" },
+									event: { type: "string", enum: ["snapshot", "seats"] },
+									data: {
+										type: "string",
+										description:
+											"JSON: `{ shows, total }` or `{ _id, reserved, available }`"
+									},
+									retry: { type: "integer" }
+								}
+							},
 							example:
 								'retry: 3000\n\nid: 3f2a9c01-0\nevent: snapshot\ndata: {"shows":[…],"total":3}\n\n' +
 								'id: 3f2a9c01-1\nevent: seats\ndata: {"_id":"5b805a00297ae6047030f2e0","reserved":5,"available":95}\n\n' +

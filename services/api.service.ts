@@ -325,6 +325,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			maxStreams: appConfig.eventsMaxStreams,
 			heartbeatMs: appConfig.eventsHeartbeatMs,
 			backlog: appConfig.eventsBacklog,
+			maxStreamMs: appConfig.eventsMaxStreamMs,
 			loadShows: ctx => loadShows(this.showsCache, ctx!, this.settings.showsCacheTtlMs),
 			logger: this.logger
 		});

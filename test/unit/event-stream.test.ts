@@ -41,6 +41,7 @@ beforeEach(async () => {
 		maxStreams: 3,
 		heartbeatMs: 100,
 		backlog: 3,
+		maxStreamMs: 0,
 		loadShows: async () => {
 			if (loadFailure) throw loadFailure;
 			return shows;
@@ -91,6 +92,26 @@ describe("event stream", () => {
 		const [boot] = ids[0].split("-");
 		expect(ids.map(id => Number(id.split("-")[1]))).toEqual([0, 1, 2]);
 		expect(ids.every(id => id.startsWith(`${boot}-`))).toBe(true);
+	});
+
+	it("ends a stream after its lifetime; the client resumes after Last-Event-ID and misses nothing", async () => {
+		stream.close();
+		stream = createEventStream({
+			maxStreams: 3,
+			heartbeatMs: 60000,
+			backlog: 10,
+			maxStreamMs: 300,
+			loadShows: async () => shows,
+			logger: { warn: () => undefined }
+		});
+		const first = await open();
+		const [snapshot] = await first.waitFor(isEvent("snapshot"));
+		await first.ended;
+		stream.publish(show("a", 4));
+		const again = await open({ "Last-Event-ID": snapshot.id! });
+		const [missed] = await again.waitFor(isEvent("seats"));
+		expect(JSON.parse(missed.data!)).toEqual({ _id: "a", reserved: 4, available: 6 });
+		expect(again.frames.some(isEvent("snapshot"))).toBe(false);
 	});
 
 	it("replays only what a client missed after Last-Event-ID", async () => {
