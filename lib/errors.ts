@@ -18,6 +18,7 @@ export const ErrorTypes = {
 	RESERVATION_NOT_CANCELABLE: "RESERVATION_NOT_CANCELABLE",
 	TOO_MANY_TICKETS: "TOO_MANY_TICKETS",
 	STORE_CONFLICT: "STORE_CONFLICT",
+	STORE_UNAVAILABLE: "STORE_UNAVAILABLE",
 	SHOW_BUSY: "SHOW_BUSY"
 } as const;
 
@@ -111,6 +112,22 @@ export function storeConflict(showID: string) {
 		503,
 		ErrorTypes.STORE_CONFLICT,
 		{ showID }
+	);
+}
+
+/** The MongoDB driver's error names for a store it cannot reach (a partition, a restart). */
+export const STORE_UNREACHABLE =
+	/^Mongo(ServerSelection|Network|NetworkTimeout|Timeout|PoolCleared|TopologyClosed|NotConnected)Error$/;
+
+/**
+ * The MongoDB driver could not reach this node's store (a partition, a restart). Retryable, so
+ * that the caller's broker tries another instance of the service, which may still reach it.
+ */
+export function storeUnavailable() {
+	return new MoleculerRetryableError(
+		"the store cannot be reached from this node; try again",
+		503,
+		ErrorTypes.STORE_UNAVAILABLE
 	);
 }
 

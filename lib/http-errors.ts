@@ -2,6 +2,7 @@
  * How an error becomes an HTTP answer: the status, a JSON body in Moleculer's error shape
  * (`name`, `message`, `code`, `type`, `data`), and when to retry. Used by the gateway's `onError`.
  */
+import { STORE_UNREACHABLE } from "./errors";
 
 export interface HttpError {
 	status: number;
@@ -30,13 +31,6 @@ const UNAVAILABLE = new Set([
 	"BrokerDisconnectedError",
 	"MaxCallLevelError"
 ]);
-
-/**
- * The MongoDB driver saying it cannot reach the store (a partition, a restart): a dependency that is
- * down, not a bug. They arrive by name from the service that met them.
- */
-const STORE_UNREACHABLE =
-	/^Mongo(ServerSelection|Network|NetworkTimeout|Timeout|PoolCleared|TopologyClosed|NotConnected)Error$/;
 
 /** Statuses a client may see as they are (400: a body that could not be read); other 4xx become 422. */
 const CLIENT_STATUSES = new Set([400, 404, 409, 413, 415, 422, 429]);

@@ -15,6 +15,7 @@ import MongoAdapter from "moleculer-db-adapter-mongo";
 import { appConfig } from "../moleculer.config";
 import { createInsertBatcher, createRemoveBatcher } from "../lib/group-commit";
 import { closeAppendHandles, keepAppendHandleOpen } from "../lib/nedb-appender";
+import { STORE_UNREACHABLE, storeUnavailable } from "../lib/errors";
 
 export interface IndexSpec {
 	fields: Record<string, 1 | -1>;
@@ -307,6 +308,17 @@ async function warnIfTooBigForEmbedded(
 export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 	const schema: Partial<ServiceSchema> & Record<string, unknown> = {
 		mixins: [DbService as unknown as ServiceSchema],
+
+		// A store this node cannot reach is a dependency that is down here, maybe not elsewhere:
+		// answer a retryable 503, so the caller's broker tries another instance (every step is
+		// idempotent) and the client gets 503, never a 500.
+		hooks: {
+			error: {
+				"*"(_ctx: unknown, err: Error) {
+					throw STORE_UNREACHABLE.test(err?.name ?? "") ? storeUnavailable() : err;
+				}
+			}
+		},
 		collection: options.collection,
 
 		actions: {
