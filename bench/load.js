@@ -167,32 +167,15 @@ function wrkRun(wrk, url, { connections, duration, timeout }) {
 /** GET `path` from every connection: with wrk when the machine has it, else autocannon. */
 async function reads(baseUrl, { path = "/", connections, duration, warmup, timeout = 10 }) {
 	const wrk = wrkPath();
-	if (wrk) {
-		const url = baseUrl + path;
-		if (warmup > 0) await wrkRun(wrk, url, { connections, duration: warmup, timeout });
-		return guarded(async () => {
-			const before = cpu.snapshot();
-			const result = await wrkRun(wrk, url, { connections, duration, timeout });
-			return {
-				workload: "reads",
-				path,
-				connections,
-				...result,
-				throughput: result.reqPerSec,
-				...cpu.since(before)
-			};
-		});
-	}
-	const opts = {
-		url: baseUrl + path,
-		connections,
-		timeout,
-		headers: { accept: "application/json" }
-	};
-	if (warmup > 0) await cannon({ ...opts, duration: warmup });
+	const url = baseUrl + path;
+	const opts = { url, connections, timeout, headers: { accept: "application/json" } };
+	const run = wrk
+		? seconds => wrkRun(wrk, url, { connections, duration: seconds, timeout })
+		: async seconds => summarise(await cannon({ ...opts, duration: seconds }));
+	if (warmup > 0) await run(warmup);
 	return guarded(async () => {
 		const before = cpu.snapshot();
-		const result = summarise(await cannon({ ...opts, duration }));
+		const result = await run(duration);
 		return {
 			workload: "reads",
 			path,
