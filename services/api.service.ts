@@ -253,6 +253,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 				// show with seats left always asks the store, which decides every booking.
 				const { showID, count } = ctx.params;
 				const ttl = this.settings.showsCacheTtlMs;
+				// A list past its safety TTL is refreshed in the background, so checkouts keep
+				// knowing even when nobody reads the list (an on-sale longer than the TTL).
+				if (ttl > 0) loadShows(this.showsCache, ctx, ttl).catch(() => undefined);
 				const soldOut = knownSoldOut(this.showsCache, ttl, showID, count);
 				if (soldOut && count <= this.settings.maxTicketsPerOrder) throw soldOut;
 				const booking = await runCheckout(this, ctx, this.settings.maxTicketsPerOrder);

@@ -153,3 +153,35 @@ describe("api: a late shows.changed never takes the list back", () => {
 		expect(await current()).toMatchObject({ reserved: 3, available: 7 });
 	});
 });
+
+describe("api: the sold-out shortcut outlives the list's safety TTL", () => {
+	let broker: ServiceBroker;
+	const holds: string[] = [];
+
+	beforeAll(async () => {
+		broker = await startBroker([
+			showsSchema({ hooks: { before: { holdSeats: () => void holds.push("hold") } } }),
+			reservationsSchema(),
+			apiSchema({ showsCacheTtlMs: 200 })
+		]);
+		await broker.call("api.listShows", {});
+	});
+
+	afterAll(async () => {
+		await broker.stop();
+	});
+
+	it("with nobody reading the list, checkouts refresh it and keep refusing without the store", async () => {
+		await new Promise(resolve => setTimeout(resolve, 300));
+		const refuse = () =>
+			expect(
+				broker.call("api.checkout", { showID: RALLY, name: "Late", count: 1 })
+			).rejects.toMatchObject({ type: "NOT_ENOUGH_SEATS" });
+		await refuse(); // past the TTL: this one may ask the store, and refreshes the list
+		await eventually("the list is fresh again", async () => {
+			holds.length = 0;
+			await refuse();
+			return holds.length === 0;
+		});
+	});
+});
