@@ -4,11 +4,11 @@
  */
 import type { ServiceBroker } from "moleculer";
 import { SEED_SHOWS } from "../../services/shows.service";
-import type { PublicShow } from "../../lib/types";
 import {
 	apiSchema,
 	createShow,
 	eventually,
+	listShows,
 	reservationsSchema,
 	showsSchema,
 	startBroker
@@ -55,15 +55,11 @@ describe("api: sold-out checkouts refused from the gateway's list", () => {
 	it("a show that sells out is refused at the gateway from the next event on; a cancel opens it again", async () => {
 		const show = await createShow(broker, 3);
 		await eventually("the list knows the new show", async () =>
-			JSON.parse(String(await broker.call("api.listShows", {}))).some(
-				(s: PublicShow) => s._id === show._id
-			)
+			(await listShows(broker)).some(s => s._id === show._id)
 		);
 		const booked = (await checkout(show._id, 3)) as { _id: string };
 		await eventually("the list shows it sold out", async () =>
-			JSON.parse(String(await broker.call("api.listShows", {}))).some(
-				(s: PublicShow) => s._id === show._id && s.available === 0
-			)
+			(await listShows(broker)).some(s => s._id === show._id && s.available === 0)
 		);
 		storeCalls.length = 0;
 		await expect(checkout(show._id, 1)).rejects.toMatchObject({ type: "NOT_ENOUGH_SEATS" });
@@ -91,10 +87,7 @@ describe("api: a client's own booking and cancel on its next read", () => {
 		return { ...schema, events: { ...schema.events, "shows.changed": () => undefined } };
 	};
 
-	const listed = async (showID: string) =>
-		(JSON.parse(String(await broker.call("api.listShows", {}))) as PublicShow[]).find(
-			s => s._id === showID
-		);
+	const listed = async (showID: string) => (await listShows(broker)).find(s => s._id === showID);
 
 	beforeAll(async () => {
 		broker = await startBroker([showsSchema(), reservationsSchema(), deafApi()]);
@@ -139,10 +132,7 @@ describe("api: a late shows.changed never takes the list back", () => {
 	it("an event older than the state applied is dropped", async () => {
 		const show = await createShow(broker, 10);
 		await broker.call("api.checkout", { showID: show._id, name: "Ann", count: 3 });
-		const current = async () =>
-			(JSON.parse(String(await broker.call("api.listShows", {}))) as PublicShow[]).find(
-				s => s._id === show._id
-			);
+		const current = async () => (await listShows(broker)).find(s => s._id === show._id);
 		await eventually("the booking is listed", async () => (await current())?.reserved === 3);
 		await broker.broadcast("shows.changed", {
 			...show,

@@ -2,12 +2,13 @@ import crypto from "node:crypto";
 import { Errors, type Context, type ServiceBroker, type ServiceSchema } from "moleculer";
 import brokerConfig from "../../moleculer.config";
 import type { BookingAnswer } from "../../services/api.service";
-import type { PublicShow, Reservation, ReservationDoc } from "../../lib/types";
+import type { Reservation, ReservationDoc } from "../../lib/types";
 import {
 	apiSchema,
 	createShow,
 	eventually,
 	getShow,
+	listShows,
 	newId,
 	reservationsSchema,
 	showsSchema,
@@ -335,11 +336,6 @@ describe("api checkout saga", () => {
 		});
 	});
 });
-
-/** The gateway's list action answers the JSON bytes it sends (lib/show-reads.ts). */
-async function listShows(broker: ServiceBroker): Promise<PublicShow[]> {
-	return JSON.parse(String(await broker.call<Buffer, object>("api.listShows", {})));
-}
 
 describe("api show list cache", () => {
 	let broker: ServiceBroker;

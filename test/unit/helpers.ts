@@ -116,6 +116,11 @@ export async function createShow(
 	return broker.call<PublicShow, object>("shows.create", { name, houseSize });
 }
 
+/** The gateway's list, as `GET /` answers it: the action hands back the JSON bytes it sends. */
+export async function listShows(broker: ServiceBroker): Promise<PublicShow[]> {
+	return JSON.parse(String(await broker.call<Buffer, object>("api.listShows", {})));
+}
+
 export async function getShow(broker: ServiceBroker, showID: string): Promise<PublicShow> {
 	return broker.call<PublicShow, object>("shows.get", { showID });
 }
