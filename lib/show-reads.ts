@@ -21,7 +21,7 @@ export interface ReadAnswer {
 	headers: Record<string, string>;
 }
 
-export const JSON_TYPE = "application/json; charset=utf-8";
+const JSON_TYPE = "application/json; charset=utf-8";
 
 const SHOW_PATH = /^\/shows\/([0-9a-f]{24})$/;
 
@@ -41,12 +41,16 @@ export function listAnswer(shows: PublicShow[], offset: number, limit: number): 
 	return answer(page, headers);
 }
 
-/** The first page (what `GET /` without a query answers), serialised once per change. */
+/**
+ * The first page (what `GET /` without a query answers), serialised once per change. Kept only
+ * when `shows` is the cached list: a fetch that raced a change event is answered, never kept.
+ */
 export function firstPageAnswer(
 	cache: ShowListCache,
 	shows: PublicShow[],
 	limit: number
 ): ReadAnswer {
+	if (shows !== cache.shows) return listAnswer(shows, 0, limit);
 	cache.firstPage ??= listAnswer(shows, 0, limit);
 	return cache.firstPage;
 }
@@ -62,7 +66,7 @@ export function showAnswer(cache: ShowListCache, show: PublicShow): ReadAnswer {
 }
 
 /** True when the client already has these bytes (`If-None-Match`). */
-export function notModified(ifNoneMatch: string | undefined, etag: string): boolean {
+function notModified(ifNoneMatch: string | undefined, etag: string): boolean {
 	if (!ifNoneMatch) return false;
 	return ifNoneMatch.trim() === "*" || ifNoneMatch.split(",").some(tag => tag.trim() === etag);
 }

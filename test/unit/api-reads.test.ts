@@ -4,6 +4,8 @@
  */
 import type { ServiceBroker } from "moleculer";
 import { SEED_SHOWS } from "../../services/shows.service";
+import { createShowListCache } from "../../lib/show-list-cache";
+import { firstPageAnswer } from "../../lib/show-reads";
 import {
 	apiSchema,
 	createShow,
@@ -173,5 +175,17 @@ describe("api: the sold-out shortcut outlives the list's safety TTL", () => {
 			await refuse();
 			return holds.length === 0;
 		});
+	});
+});
+
+describe("show reads: the cached first page", () => {
+	it("keeps the page of the cached list, and never one of a fetch that raced a change", () => {
+		const cache = createShowListCache();
+		const cached = [{ _id: "a", name: "A", houseSize: 5, reserved: 1, available: 4 }];
+		cache.shows = cached;
+		const raced = [{ ...cached[0], reserved: 0, available: 5 }];
+		expect(JSON.parse(String(firstPageAnswer(cache, raced, 100).body))).toEqual(raced);
+		expect(cache.firstPage).toBeNull();
+		expect(firstPageAnswer(cache, cached, 100)).toBe(firstPageAnswer(cache, cached, 100));
 	});
 });
