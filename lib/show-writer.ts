@@ -50,7 +50,8 @@ export interface ShowStore {
 	/** Stores `show` if the stored one is still at `expectedVersion`; false if it was not. */
 	save(show: ShowDoc, expectedVersion: number): Promise<boolean>;
 	records(): { sales: RecordCollection; releases: RecordCollection };
-	saved(show: ShowDoc, expired: Hold[]): void;
+	/** After a write: the show's new seats (for events and answers), and the holds it expired. */
+	saved(state: ShowState, expired: Hold[]): void;
 	warn(message: string): void;
 }
 
@@ -123,8 +124,9 @@ export function createShowWriter(
 			if (!changed) return outcomes;
 			refreshDerived(show, now);
 			if (await store.save(show, expectedVersion)) {
-				latest.set(showID, { ...toPublicShow(show, now), version: show.version });
-				store.saved(show, expired);
+				const state = { ...toPublicShow(show, now), version: show.version };
+				latest.set(showID, state);
+				store.saved(state, expired);
 				// What this write decided is settled by the next write; when no other change is
 				// waiting to carry it, a settle-only change does.
 				const waiting = unsettled(show);

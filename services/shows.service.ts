@@ -334,10 +334,6 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 			}
 			// The previous version's claim has done its work; dropping it keeps the claims few.
 			this.dropClaim(_id, expectedVersion).catch(() => undefined);
-			this.broker.broadcast("shows.changed", {
-				...toPublicShow(show),
-				version: show.version
-			});
 			return true;
 		},
 
@@ -373,11 +369,12 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				save: (show, expectedVersion) => this.saveShow(show, expectedVersion),
 				// The record collections open once the store is connected, after `created`.
 				records: () => ({ sales: this.side.show_sales, releases: this.side.show_releases }),
-				saved: (show, expired) => {
+				saved: (state, expired) => {
+					this.broker.broadcast("shows.changed", state);
 					if (expired.length === 0) return;
 					this.countMetric(HOLDS_EXPIRED, undefined, expired.length);
 					this.logger.info(
-						`Show ${show._id}: ${expired.length} expired hold(s) released`
+						`Show ${state._id}: ${expired.length} expired hold(s) released`
 					);
 				},
 				warn: message => this.logger.warn(message)
