@@ -87,23 +87,44 @@ function mongoDuplicates(err: unknown): Set<number> | null {
 	return new Set(refused.map(w => w.index));
 }
 
-function mongoSideCollection(collection: MongoCollection): SideCollection {
-	// Unordered: every new document goes in, and duplicates are reported without stopping it.
+/** What one store does for a side collection; `sideCollection` adds group commit on top. */
+interface CollectionOps {
+	/** Inserts all of `docs`; throws on a duplicate key (see InsertStore in lib/group-commit.ts). */
+	insertMany(docs: object[]): Promise<unknown>;
+	duplicatesOf(err: unknown): Set<number> | null;
+	insertOne(doc: object): Promise<unknown>;
+	removeMany(ids: string[]): Promise<unknown>;
+	findById(id: string): Promise<any>;
+	find(query: Record<string, unknown>, limit: number): Promise<any[]>;
+}
+
+function sideCollection(ops: CollectionOps): SideCollection {
 	const insertOnce = createInsertBatcher<object>({
-		insertMany: docs => collection.insertMany(docs, { ordered: false }),
-		duplicatesOf: mongoDuplicates,
-		insertOne: doc => insertedOnce(() => collection.insertOne(doc)),
+		insertMany: ops.insertMany,
+		duplicatesOf: ops.duplicatesOf,
+		insertOne: doc => insertedOnce(() => ops.insertOne(doc)),
 		isDuplicate: isDuplicateKeyError
 	});
-	const removeById = createRemoveBatcher(ids => collection.deleteMany({ _id: { $in: ids } }));
 	return {
 		insertOnce: doc => insertOnce({ ...doc }),
 		insertAllOnce: async docs =>
 			void (await Promise.all(docs.map(doc => insertOnce({ ...doc })))),
-		findById: id => collection.findOne({ _id: id }),
-		find: (query, limit = 0) => collection.find(query).limit(limit).toArray(),
-		removeById
+		findById: id => ops.findById(id),
+		find: (query, limit = 0) => ops.find(query, limit),
+		removeById: createRemoveBatcher(ops.removeMany)
 	};
+}
+
+function mongoSideCollection(collection: MongoCollection): SideCollection {
+	return sideCollection({
+		// Unordered: every new document goes in, and duplicates are reported without stopping it.
+		insertMany: docs => collection.insertMany(docs, { ordered: false }),
+		duplicatesOf: mongoDuplicates,
+		insertOne: doc => collection.insertOne(doc),
+		removeMany: ids => collection.deleteMany({ _id: { $in: ids } }),
+		findById: id => collection.findOne({ _id: id }),
+		find: (query, limit) => collection.find(query).limit(limit).toArray()
+	});
 }
 
 /** NeDB's datastore, as much of it as the side collections use. */
@@ -117,25 +138,19 @@ interface NeDbDatastore {
 
 function nedbCollection(store: NeDbDatastore): SideCollection {
 	const churn = compactAfterChurn(store);
-	// An array goes in with one append, all or nothing: after a duplicate, the batcher goes one by one.
-	const insertOnce = createInsertBatcher<object>({
+	return sideCollection({
+		// An array goes in with one append, all or nothing: after a duplicate, the batcher goes
+		// one by one.
 		insertMany: docs => store.insertAsync(docs),
 		duplicatesOf: () => null,
-		insertOne: doc => insertedOnce(() => store.insertAsync(doc)),
-		isDuplicate: isDuplicateKeyError
+		insertOne: doc => store.insertAsync(doc),
+		removeMany: async ids => {
+			await store.removeAsync({ _id: { $in: ids } }, { multi: true });
+			churn(ids.length);
+		},
+		findById: id => store.findOneAsync({ _id: id }),
+		find: (query, limit) => store.findAsync(query).limit(limit) as Promise<any[]>
 	});
-	const removeById = createRemoveBatcher(async ids => {
-		await store.removeAsync({ _id: { $in: ids } }, { multi: true });
-		churn(ids.length);
-	});
-	return {
-		insertOnce: doc => insertOnce({ ...doc }),
-		insertAllOnce: async docs =>
-			void (await Promise.all(docs.map(doc => insertOnce({ ...doc })))),
-		findById: id => store.findOneAsync({ _id: id }) as Promise<any>,
-		find: (query, limit = 0) => store.findAsync(query).limit(limit) as Promise<any[]>,
-		removeById
-	};
 }
 
 async function nedbSideCollection(filename: string | null): Promise<SideCollection> {
