@@ -153,9 +153,7 @@ export async function resumeCheckout(
 	} catch (err) {
 		if (isClientError(err)) {
 			// The hold expired before we got here: the seats are gone, the checkout failed.
-			await ctx
-				.call("reservations.fail", { id: checkoutId, reason: "hold lost" })
-				.catch(() => undefined);
+			await failQuietly(host, checkoutId, "hold lost");
 		}
 		// Otherwise the outcome is unknown: the checkout stays pending for the reconciler.
 		throw err;
