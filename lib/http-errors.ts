@@ -159,7 +159,7 @@ export function describeError(error: unknown): HttpError {
 
 	const code = typeof err.code === "number" ? err.code : 500;
 	if (err.name === "ValidationError" || (code >= 400 && code < 500)) {
-		const status = CLIENT_STATUSES.has(code) ? code : code === 404 ? 404 : 422;
+		const status = CLIENT_STATUSES.has(code) ? code : 422;
 		const validation = err.name === "ValidationError" ? inUserTerms(err.data) : null;
 		return {
 			status,
