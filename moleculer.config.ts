@@ -129,10 +129,20 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		idempotencyKeyHours: readInt(env, "IDEMPOTENCY_KEY_HOURS", 24, 24, 24 * 365),
 		/** Budget for one whole checkout; every step shares it (Moleculer's distributed timeouts). */
 		checkoutTimeoutMs: readInt(env, "CHECKOUT_TIMEOUT_MS", 10000, 100, 120000),
+		/**
+		 * Housekeeping removals nobody waits on (finished to-do entries, old version claims) gather
+		 * this long, to go to the store together.
+		 */
+		cleanupDelayMs: readInt(env, "STORE_CLEANUP_DELAY_MS", 500, 0, 10000),
 		/** Updates and removals an embedded NeDB file takes before it is compacted. */
 		nedbCompactAfterWrites: readInt(env, "NEDB_COMPACT_AFTER_WRITES", 2000, 1, 10000000),
 		/** Documents in one embedded store past which a node warns at start to move to MongoDB. */
 		embeddedWarnDocuments: readInt(env, "EMBEDDED_WARN_DOCUMENTS", 200000, 1, 1000000000),
+		/**
+		 * Sales and release records a shows node keeps in memory, over all the shows it writes, so
+		 * that a cancel need not look them up in the store (lib/settled-records.ts): about 150 bytes each.
+		 */
+		settledRecordsInMemory: readInt(env, "SETTLED_RECORDS_IN_MEMORY", 500000, 0, 100000000),
 		/** Seconds clients and proxies may reuse a read (`GET /`, `GET /shows/:id`): a few at most. */
 		readMaxAgeSeconds: readInt(env, "READ_MAX_AGE_S", 2, 0, 60),
 		/** Longest the gateway trusts its cached show list without an event having refreshed it. */

@@ -47,13 +47,31 @@ export function createInsertBatcher<Doc>(store: InsertStore<Doc>): (doc: Doc) =>
 	return doc => queue.push("insert", doc);
 }
 
-/** `remove(id)`: resolves once a store write that removed it (if it was there) is done. */
+/**
+ * `remove(id)`: resolves once a store write that removed it (if it was there) is done. With
+ * `lingerMs`, for housekeeping nobody waits on, removals gather that long first, so that a busy
+ * node removes many in one store write instead of a few in each.
+ */
 export function createRemoveBatcher(
-	removeMany: (ids: string[]) => Promise<unknown>
+	removeMany: (ids: string[]) => Promise<unknown>,
+	lingerMs = 0
 ): (id: string) => Promise<void> {
-	const queue = createBatchQueue<string, void>(async (_key, ids) => {
-		await removeMany([...new Set(ids)]);
-		return ids.map(() => ({ ok: true, value: undefined }));
+	const queue = createBatchQueue<string[], void>(async (_key, lists) => {
+		await removeMany([...new Set(lists.flat())]);
+		return lists.map(() => ({ ok: true, value: undefined }));
 	}, MAX_BATCH);
-	return id => queue.push("remove", id);
+	if (lingerMs <= 0) return id => queue.push("remove", [id]);
+	let gathering: { ids: string[]; removed: Promise<void> } | null = null;
+	return id => {
+		if (!gathering || gathering.ids.length >= MAX_BATCH) {
+			const ids: string[] = [];
+			const removed = new Promise<void>(resolve => setTimeout(resolve, lingerMs)).then(() => {
+				if (gathering?.ids === ids) gathering = null;
+				return queue.push("remove", ids);
+			});
+			gathering = { ids, removed };
+		}
+		gathering.ids.push(id);
+		return gathering.removed;
+	};
 }

@@ -143,7 +143,7 @@ export function createReservationFacts(
 			// Not waited for: the outcome is recorded, and the reconciler removes a decided
 			// checkout it still finds on its list.
 			collections()
-				.openCheckouts.removeById(id)
+				.openCheckouts.removeLater(id)
 				.catch(err => logger.warn(`Open checkout ${id} stays listed: ${err.message}`));
 			return { ...outcome, recorded };
 		}

@@ -7,6 +7,7 @@
 import { storeConflict } from "./errors";
 import type { ShowState } from "./types";
 import { createBatchQueue, type Outcome } from "./batch-queue";
+import { createSettledRecords, type SeatRecords } from "./settled-records";
 import {
 	dropExpiredHolds,
 	markSettled,
@@ -47,17 +48,12 @@ export interface Settled {
 /** What the writer needs from the shows service: its store, and what to do after a write. */
 export interface ShowStore {
 	load(showID: string): Promise<ShowDoc>;
-	/** Stores `show` if the stored one is still at `expectedVersion`; false if it was not. */
+	/** Stores `show` (at its next version) if the stored one is still at `expectedVersion`; false if not. */
 	save(show: ShowDoc, expectedVersion: number): Promise<boolean>;
-	records(): { sales: RecordCollection; releases: RecordCollection };
+	records(): SeatRecords;
 	/** After a write: the show's new seats (for events and answers), and the holds it expired. */
 	saved(state: ShowState, expired: Hold[]): void;
 	warn(message: string): void;
-}
-
-export interface RecordCollection {
-	insertAllOnce(docs: SeatRecord[]): Promise<void>;
-	findById<T>(id: string): Promise<T | null>;
 }
 
 export interface ShowWriter {
@@ -74,9 +70,18 @@ const SETTLE_ONLY: ShowChange<null> = () => ({ result: null, changed: false });
 
 export function createShowWriter(
 	store: ShowStore,
-	options: { maxChangesPerWrite: number; maxWriteAttempts: number }
+	options: { maxChangesPerWrite: number; maxWriteAttempts: number; maxKnownRecords: number }
 ): ShowWriter {
 	const latest = new Map<string, ShowState>();
+	/**
+	 * Each show's document as this node last stored it. The next write starts from it instead of
+	 * reading the store: if another node wrote the show since, the version check (and claim) of
+	 * the save refuses, and the write starts again from the store.
+	 */
+	const lastStored = new Map<string, ShowDoc>();
+	const settledRecords = createSettledRecords(store.records, {
+		maxRecords: options.maxKnownRecords
+	});
 	const queue = createBatchQueue<ShowChange<unknown>, unknown>(
 		applyChanges,
 		options.maxChangesPerWrite
@@ -91,10 +96,12 @@ export function createShowWriter(
 			at
 		});
 		const records = store.records();
+		const [sold, released] = [sales.map(record), releases.map(record)];
 		await Promise.all([
-			sales.length > 0 ? records.sales.insertAllOnce(sales.map(record)) : null,
-			releases.length > 0 ? records.releases.insertAllOnce(releases.map(record)) : null
+			sold.length > 0 ? records.sales.insertAllOnce(sold) : null,
+			released.length > 0 ? records.releases.insertAllOnce(released) : null
 		]);
+		settledRecords.recorded(showID, sold, released);
 	}
 
 	async function applyChanges(
@@ -102,48 +109,76 @@ export function createShowWriter(
 		changes: ShowChange<unknown>[]
 	): Promise<Outcome<unknown>[]> {
 		for (let attempt = 1; ; attempt++) {
-			const show = await store.load(showID);
-			const expectedVersion = show.version;
-			const now = Date.now();
-			const expired = dropExpiredHolds(show, now);
-			// A record is only written for what a committed version of the document decided.
-			const { sales, releases } = unsettled(show);
-			await writeRecords(showID, sales, releases);
-			markSettled(show, sales, releases);
-			let changed = expired.length + sales.length + releases.length > 0;
-			const outcomes: Outcome<unknown>[] = [];
-			for (const change of changes) {
-				try {
-					const outcome = await change(show, now, expired);
-					changed ||= outcome.changed;
-					outcomes.push({ ok: true, value: outcome.result });
-				} catch (error) {
-					outcomes.push({ ok: false, error });
+			let stored: number | null = null;
+			try {
+				const outcomes = await applyOnce(showID, changes);
+				if (outcomes) {
+					stored = outcomes.version;
+					return outcomes.outcomes;
 				}
-			}
-			if (!changed) return outcomes;
-			refreshDerived(show, now);
-			if (await store.save(show, expectedVersion)) {
-				const state = { ...toPublicShow(show, now), version: show.version };
-				latest.set(showID, state);
-				store.saved(state, expired);
-				// What this write decided is settled by the next write; when no other change is
-				// waiting to carry it, a settle-only change does.
-				const waiting = unsettled(show);
-				if (waiting.sales.length + waiting.releases.length > 0)
-					writer
-						.settle(showID)
-						.catch(err =>
-							store.warn(
-								`Show ${showID}: settling deferred: ${(err as Error).message}`
-							)
-						);
-				return outcomes;
+			} finally {
+				settledRecords.finished(showID, stored);
+				if (stored === null) lastStored.delete(showID);
 			}
 			// Someone else wrote this show (the shard moved): re-read and try again.
 			if (attempt >= options.maxWriteAttempts) throw storeConflict(showID);
 			await new Promise(resolve => setTimeout(resolve, 5 * attempt));
 		}
+	}
+
+	/**
+	 * One attempt at a batch: the outcomes and the version they left the show at, or null if
+	 * another writer stored the show first.
+	 */
+	async function applyOnce(
+		showID: string,
+		changes: ShowChange<unknown>[]
+	): Promise<{ outcomes: Outcome<unknown>[]; version: number } | null> {
+		const known = lastStored.get(showID);
+		const show = known ? structuredClone(known) : await store.load(showID);
+		const expectedVersion = show.version;
+		settledRecords.loaded(showID, expectedVersion);
+		const now = Date.now();
+		const expired = dropExpiredHolds(show, now);
+		// A record is only written for what a committed version of the document decided.
+		const { sales, releases } = unsettled(show);
+		await writeRecords(showID, sales, releases);
+		markSettled(show, sales, releases);
+		let changed = expired.length + sales.length + releases.length > 0;
+		const outcomes: Outcome<unknown>[] = [];
+		for (const change of changes) {
+			try {
+				const outcome = await change(show, now, expired);
+				changed ||= outcome.changed;
+				outcomes.push({ ok: true, value: outcome.result });
+			} catch (error) {
+				outcomes.push({ ok: false, error });
+			}
+		}
+		if (!changed) {
+			if (!known) lastStored.set(showID, structuredClone(show));
+			return { outcomes, version: expectedVersion };
+		}
+		refreshDerived(show, now);
+		// Every write moves the version on, so a reader can tell any two apart.
+		show.version = expectedVersion + 1;
+		if (await store.save(show, expectedVersion)) {
+			lastStored.set(showID, structuredClone(show));
+			const state = { ...toPublicShow(show, now), version: show.version };
+			latest.set(showID, state);
+			store.saved(state, expired);
+			// What this write decided is settled by the next write; when no other change is
+			// waiting to carry it, a settle-only change does.
+			const waiting = unsettled(show);
+			if (waiting.sales.length + waiting.releases.length > 0)
+				writer
+					.settle(showID)
+					.catch(err =>
+						store.warn(`Show ${showID}: settling deferred: ${(err as Error).message}`)
+					);
+			return { outcomes, version: show.version };
+		}
+		return null;
 	}
 
 	const writer: ShowWriter = {
@@ -152,21 +187,7 @@ export function createShowWriter(
 		},
 		settle: showID => writer.mutate(showID, SETTLE_ONLY),
 		latest: showID => latest.get(showID),
-		async findSettled(showID, holdId) {
-			const records = store.records();
-			const [sale, release] = await Promise.all([
-				records.sales.findById<SeatRecord>(holdId),
-				records.releases.findById<SeatRecord>(holdId)
-			]);
-			const found = release ?? sale;
-			if (!found || found.showID !== showID) return null;
-			return {
-				id: holdId,
-				count: found.count,
-				expiresAt: null,
-				state: release ? "released" : "confirmed"
-			};
-		}
+		findSettled: (showID, holdId) => settledRecords.find(showID, holdId)
 	};
 	return writer;
 }

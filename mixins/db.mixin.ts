@@ -49,6 +49,11 @@ export interface SideCollection {
 	findById<T>(id: string): Promise<T | null>;
 	find<T>(query: Record<string, unknown>, limit?: number): Promise<T[]>;
 	removeById(id: string): Promise<void>;
+	/**
+	 * Removes a finished to-do entry that nobody waits on, gathered with others for
+	 * STORE_CLEANUP_DELAY_MS so that a busy node removes many in one store write.
+	 */
+	removeLater(id: string): Promise<void>;
 }
 
 /** True for a unique-key violation on either store. */
@@ -111,7 +116,8 @@ function sideCollection(ops: CollectionOps): SideCollection {
 			void (await Promise.all(docs.map(doc => insertOnce({ ...doc })))),
 		findById: id => ops.findById(id),
 		find: (query, limit = 0) => ops.find(query, limit),
-		removeById: createRemoveBatcher(ops.removeMany)
+		removeById: createRemoveBatcher(ops.removeMany),
+		removeLater: createRemoveBatcher(ops.removeMany, appConfig.cleanupDelayMs)
 	};
 }
 
@@ -245,6 +251,8 @@ export interface DbMethods {
 	claimVersion(docId: string, version: number): Promise<boolean>;
 	/** Gives a claim back after the write it was for did not happen. */
 	dropClaim(docId: string, version: number): Promise<void>;
+	/** Removes, a little later and with others, a claim whose version has been written over. */
+	pruneClaim(docId: string, version: number): Promise<void>;
 	/** Updates the documents matching `query`; resolves to how many it changed. */
 	updateWhere(query: Record<string, unknown>, update: Record<string, unknown>): Promise<number>;
 	/** The store's form of an id: an ObjectId for 24-hex strings on MongoDB, the string otherwise. */
@@ -392,6 +400,10 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 			async dropClaim(docId: string, version: number): Promise<void> {
 				const claims = this.versionClaims as ClaimsCollection | null;
 				await claims?.deleteOne({ _id: `${docId}:${version}` });
+			},
+			async pruneClaim(docId: string, version: number): Promise<void> {
+				const prune = this.claimPruner as ((id: string) => Promise<void>) | null;
+				await prune?.(`${docId}:${version}`);
 			}
 		},
 
@@ -419,6 +431,7 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 			adapter.init(this.broker, this);
 			this.adapter = adapter;
 			this.versionClaims = null;
+			this.claimPruner = null;
 			this.logger.info(`Store: ${storeDescription(store, options.database)}`);
 		},
 
@@ -427,6 +440,7 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 				DbMethods & {
 					adapter: StoreAdapter;
 					versionClaims: unknown;
+					claimPruner: unknown;
 					side: Record<string, SideCollection>;
 					storeFolder?: string | null;
 					nedbChurn?: () => void;
@@ -434,8 +448,14 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 		) {
 			const adapter = this.adapter;
 			const mongoDb = adapter.db as { collection?(name: string): any } | undefined;
-			if (adapter.collection && mongoDb?.collection)
-				this.versionClaims = mongoDb.collection(`${options.collection}_claims`);
+			if (adapter.collection && mongoDb?.collection) {
+				const claims: ClaimsCollection = mongoDb.collection(`${options.collection}_claims`);
+				this.versionClaims = claims;
+				this.claimPruner = createRemoveBatcher(
+					ids => claims.deleteMany({ _id: { $in: ids } }),
+					appConfig.cleanupDelayMs
+				);
+			}
 			// The main collection too, for insert-once records with group commit (string ids only).
 			this.side = {
 				[options.collection]: adapter.collection

@@ -322,11 +322,19 @@ const ReservationsService: ServiceSchema<
 	},
 
 	methods: {
+		/**
+		 * Gives a canceled reservation's seats back, then takes it off the reconciler's to-do list:
+		 * for a cancel (`ctx`) later and with others, not waited for (an entry left behind is
+		 * released again by the reconciler, a no-op); for the reconciler at once.
+		 */
 		async releaseCanceledSeats(id: string, showID: string, ctx?: Context): Promise<void> {
 			// Through the cancel's context when there is one: the show's new seats come back in
 			// its meta to the gateway (see shows.releaseSeats).
 			await (ctx ?? this.broker).call("shows.releaseSeats", { showID, holdId: id });
-			await this.side.seat_releases.removeById(id);
+			if (!ctx) return this.side.seat_releases.removeById(id);
+			this.side.seat_releases
+				.removeLater(id)
+				.catch(err => this.logger.warn(`Seat release ${id} stays listed: ${err.message}`));
 		},
 
 		/**

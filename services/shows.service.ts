@@ -318,7 +318,6 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 		},
 
 		async saveShow(show: ShowDoc, expectedVersion: number): Promise<boolean> {
-			show.version = expectedVersion + 1;
 			const { _id, ...fields } = show;
 			if (!(await this.claimVersion(_id, show.version))) return false;
 			const written = await this.updateWhere(
@@ -333,7 +332,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				return false;
 			}
 			// The previous version's claim has done its work; dropping it keeps the claims few.
-			this.dropClaim(_id, expectedVersion).catch(() => undefined);
+			this.pruneClaim(_id, expectedVersion).catch(() => undefined);
 			return true;
 		},
 
@@ -379,7 +378,11 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				},
 				warn: message => this.logger.warn(message)
 			},
-			{ maxChangesPerWrite: MAX_CHANGES_PER_WRITE, maxWriteAttempts: MAX_WRITE_ATTEMPTS }
+			{
+				maxChangesPerWrite: MAX_CHANGES_PER_WRITE,
+				maxWriteAttempts: MAX_WRITE_ATTEMPTS,
+				maxKnownRecords: appConfig.settledRecordsInMemory
+			}
 		);
 		this.sweepTimer = null;
 	},

@@ -85,6 +85,9 @@ beforeAll(async () => {
 		CORS_ORIGINS: ALLOWED_ORIGIN,
 		BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS),
 		SHOWS_CACHE_TTL_MS: "0",
+		// Housekeeping removals (finished to-do entries) come this long after a booking: well
+		// within the quiet time that `state` waits for.
+		STORE_CLEANUP_DELAY_MS: "100",
 		LOG_LEVEL: "info"
 	});
 	nodeID = (await call("GET", "/health")).body.nodeID;

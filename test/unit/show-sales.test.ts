@@ -8,6 +8,7 @@ import type { ServiceBroker } from "moleculer";
 import type { HoldView } from "../../lib/types";
 import { createShowWriter, type ShowStore } from "../../lib/show-writer";
 import { newShowDoc, toPublicShow, type SeatRecord, type ShowDoc } from "../../lib/show-seats";
+import { releaseHold, sellHold, takeHold } from "../../lib/seat-changes";
 import {
 	createShow,
 	eventually,
@@ -191,11 +192,19 @@ function memoryStore(show: ShowDoc) {
 			for (const doc of docs) if (!records.has(doc._id)) records.set(doc._id, doc);
 		},
 		async findById<T>(id: string) {
+			state.lookups++;
 			return (records.get(id) ?? null) as T | null;
+		},
+		async find<T>(query: { showID?: string }) {
+			state.scans++;
+			return [...records.values()].filter(r => r.showID === query.showID) as T[];
 		}
 	});
 	const state = {
 		failSaves: 0,
+		/** Reads of one record by id, and reads of all of a show's records. */
+		lookups: 0,
+		scans: 0,
 		get doc() {
 			return stored;
 		},
@@ -223,7 +232,7 @@ function memoryStore(show: ShowDoc) {
 }
 
 describe("show writer: a crash between a record and the document write", () => {
-	const limits = { maxChangesPerWrite: 100, maxWriteAttempts: 3 };
+	const limits = { maxChangesPerWrite: 100, maxWriteAttempts: 3, maxKnownRecords: 1000 };
 
 	it("a sales record written before a failed document write is settled once by the next write", async () => {
 		const show = newShowDoc({ _id: "a".repeat(24), name: "Crash", houseSize: 10, presold: 0 });
@@ -267,5 +276,84 @@ describe("show writer: a crash between a record and the document write", () => {
 		expect(await writer.findSettled(show._id, "checkout-2")).toMatchObject({
 			state: "released"
 		});
+	});
+});
+
+describe("show writer: what a node knows of settled checkouts", () => {
+	const limits = { maxChangesPerWrite: 100, maxWriteAttempts: 3, maxKnownRecords: 1000 };
+	const hour = { ttlMs: 3600000, resume: false };
+
+	async function sell(writer: ReturnType<typeof createShowWriter>, showID: string, id: string) {
+		await writer.mutate(
+			showID,
+			takeHold(showID, id, 2, { ...hour, findSettled: writer.findSettled })
+		);
+		await writer.mutate(showID, sellHold(showID, id, writer.findSettled));
+	}
+	const release = (writer: ReturnType<typeof createShowWriter>, showID: string, id: string) =>
+		writer.mutate(showID, releaseHold(showID, id, false, writer.findSettled));
+
+	it("cancels of settled sales are answered from the records the node read once and wrote since, not by a lookup each", async () => {
+		const show = newShowDoc({ _id: "c".repeat(24), name: "Known", houseSize: 100, presold: 0 });
+		const { store, state } = memoryStore(show);
+		const writer = createShowWriter(store, limits);
+		for (let i = 0; i < 10; i++) await sell(writer, show._id, `sale-${i}`);
+		await writer.settle(show._id);
+		expect(state.doc.holds).toEqual([]);
+
+		for (let i = 0; i < 10; i++)
+			expect(await release(writer, show._id, `sale-${i}`)).toEqual({
+				released: 2,
+				state: "confirmed"
+			});
+		for (let i = 0; i < 10; i++)
+			expect(await release(writer, show._id, `sale-${i}`)).toEqual({
+				released: 0,
+				state: "released"
+			});
+		await writer.settle(show._id);
+		expect(state.doc).toMatchObject({ sold: 0, reserved: 0, releasing: [] });
+		expect(state.releases.size).toBe(10);
+		expect(state.lookups).toBe(0);
+		// One read of the show's sales and one of its releases, at the first cancel.
+		expect(state.scans).toBe(2);
+	});
+
+	it("a write by another node makes this node read the records again, so a sale given back there is not given back twice", async () => {
+		const show = newShowDoc({ _id: "d".repeat(24), name: "Moved", houseSize: 100, presold: 0 });
+		const { store, state } = memoryStore(show);
+		const here = createShowWriter(store, limits);
+		const there = createShowWriter(store, limits);
+		await sell(here, show._id, "sale-a");
+		await sell(here, show._id, "sale-b");
+		await here.settle(show._id);
+		// This node learns the show's records with a first cancel.
+		await release(here, show._id, "sale-b");
+		await here.settle(show._id);
+
+		// The shard moves: the other node gives sale-a back and settles it.
+		expect(await release(there, show._id, "sale-a")).toMatchObject({ released: 2 });
+		await there.settle(show._id);
+		expect(state.releases.has("sale-a")).toBe(true);
+
+		// Back here, a repeat of that cancel finds it given back.
+		expect(await release(here, show._id, "sale-a")).toEqual({ released: 0, state: "released" });
+		await here.settle(show._id);
+		expect(state.doc).toMatchObject({ sold: 0, reserved: 0, releasing: [] });
+	});
+
+	it("a show with more records than the node keeps is answered by lookups, the same way", async () => {
+		const show = newShowDoc({ _id: "e".repeat(24), name: "Big", houseSize: 100, presold: 0 });
+		const { store, state } = memoryStore(show);
+		const writer = createShowWriter(store, { ...limits, maxKnownRecords: 2 });
+		for (let i = 0; i < 3; i++) await sell(writer, show._id, `sale-${i}`);
+		await writer.settle(show._id);
+		for (let i = 0; i < 3; i++) {
+			expect(await release(writer, show._id, `sale-${i}`)).toMatchObject({ released: 2 });
+			expect(await release(writer, show._id, `sale-${i}`)).toMatchObject({ released: 0 });
+		}
+		await writer.settle(show._id);
+		expect(state.doc).toMatchObject({ sold: 0, reserved: 0 });
+		expect(state.lookups).toBeGreaterThan(0);
 	});
 });
