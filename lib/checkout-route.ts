@@ -17,8 +17,18 @@ import {
 } from "./http-guards";
 import { bodyReadFailed, parseCheckoutBody, requireUtf8 } from "./request-body";
 import type { MetricsMethods } from "../mixins/metrics.mixin";
+import { plainText } from "./text";
 
 export const CHECKOUTS = "tickets_checkouts_total";
+
+export const SHOW_ID_PATTERN = /^[0-9a-fA-F]{24}$/;
+
+/** What `api.checkout` accepts; the front door checks a sold-out show's checkouts with it too. */
+export const CHECKOUT_PARAMS = {
+	showID: { type: "string", pattern: SHOW_ID_PATTERN },
+	name: { type: "string", trim: true, min: 1, custom: plainText(100) },
+	count: { type: "number", integer: true, min: 1 }
+} as const;
 
 /**
  * A gateway call gets the whole checkout budget and is never retried as a whole: a retry would run

@@ -201,7 +201,14 @@ export function acceptCheckoutBody(req: RequestWithParams & { query?: object }):
 			422,
 			"UNEXPECTED_QUERY"
 		);
-	const params = req.$params ?? {};
+	normaliseCheckoutParams(type, req.$params ?? {});
+}
+
+/**
+ * A form's numeric `count` becomes a number, so that the validator judges it as it judges JSON,
+ * and a show id is read in lower case.
+ */
+export function normaliseCheckoutParams(type: string, params: Record<string, unknown>): void {
 	if (type === "application/x-www-form-urlencoded" && typeof params.count === "string") {
 		if (FORM_NUMBER.test(params.count)) params.count = Number(params.count);
 	}

@@ -113,6 +113,11 @@ function parseJson(text: string): Record<string, unknown> {
 	return body as Record<string, unknown>;
 }
 
+/** The checkout's fields from the text of a body of `type` (JSON or a form); throws a 422. */
+export function parseCheckoutParams(type: string, text: string): Record<string, unknown> {
+	return type === "application/json" ? parseJson(text) : parseForm(text);
+}
+
 /**
  * A route middleware after body-parser's `text` parser (which did the limit, inflation and
  * charset): turns the checked text of a JSON body or a form into the object it stands for.
@@ -124,10 +129,11 @@ export function parseCheckoutBody(
 ): void {
 	try {
 		const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
-		if (typeof req.body === "string") {
-			if (type === "application/json") req.body = parseJson(req.body);
-			else if (type === "application/x-www-form-urlencoded") req.body = parseForm(req.body);
-		}
+		if (
+			typeof req.body === "string" &&
+			(type === "application/json" || type === "application/x-www-form-urlencoded")
+		)
+			req.body = parseCheckoutParams(type, req.body);
 		next();
 	} catch (err) {
 		next(err);

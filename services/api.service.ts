@@ -15,7 +15,18 @@ import {
 	type RequestWithParams
 } from "../lib/http-guards";
 import { answerClientError, refuseConnect } from "../lib/socket-refusals";
-import { CHECKOUTS, checkoutRoute, GATEWAY_CALL_OPTIONS } from "../lib/checkout-route";
+import {
+	CHECKOUT_PARAMS,
+	CHECKOUTS,
+	checkoutRoute,
+	GATEWAY_CALL_OPTIONS,
+	SHOW_ID_PATTERN
+} from "../lib/checkout-route";
+import {
+	refuseKnownSoldOut,
+	type RouteRateLimit,
+	type SoldOutDoor
+} from "../lib/sold-out-refusals";
 import {
 	runCheckout,
 	type BookingAnswer,
@@ -43,7 +54,6 @@ import {
 import { openApiDocument } from "../lib/openapi";
 import { assetOptions, publicFolder } from "../lib/box-office";
 import { createEventStream, eventsRoute, type EventStream } from "../lib/event-stream";
-import { plainText } from "../lib/text";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import type { PublicShow, Reservation, ShowState } from "../lib/types";
 
@@ -69,6 +79,27 @@ interface ApiLocals {
 	/** How warm reads are answered from the cache (lib/show-reads.ts). */
 	readOptions: ReadOptions;
 	eventStream: EventStream;
+	/** Refuses checkouts of shows known to be sold out before routing (lib/sold-out-refusals.ts). */
+	soldOutDoor: SoldOutDoor;
+	/** moleculer-web's CORS settings of the routes, for answers given before routing. */
+	corsRoute: GatewayRoute | null;
+}
+
+/** What the front door needs of moleculer-web's routes. */
+interface GatewayRoute {
+	name?: string;
+	cors?: object | null;
+	rateLimit?: RouteRateLimit;
+}
+
+interface GatewayInternals {
+	routes: GatewayRoute[];
+	writeCorsHeaders(
+		route: GatewayRoute,
+		req: IncomingMessage,
+		res: ServerResponse,
+		preflight: boolean
+	): void;
 }
 
 /** What a checkout needs; health is "ok" only when each is reachable. */
@@ -78,7 +109,6 @@ const CHECKOUT_ACTIONS = ["shows.holdSeats", "reservations.create"];
 const DEFAULT_PAGE = 100;
 const MAX_PAGE = 1000;
 
-const SHOW_ID_PATTERN = /^[0-9a-fA-F]{24}$/;
 const RESERVATION_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
 
 const gatewayHttpHandler = (
@@ -241,11 +271,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		},
 
 		checkout: {
-			params: {
-				showID: { type: "string", pattern: SHOW_ID_PATTERN },
-				name: { type: "string", trim: true, min: 1, custom: plainText(100) },
-				count: { type: "number", integer: true, min: 1 }
-			},
+			params: CHECKOUT_PARAMS,
 			async handler(
 				ctx: Context<CheckoutParams, CheckoutMeta & SeatsMeta>
 			): Promise<BookingAnswer> {
@@ -256,7 +282,10 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 				// A list past its safety TTL is refreshed in the background, so checkouts keep
 				// knowing even when nobody reads the list (an on-sale longer than the TTL).
 				if (ttl > 0) loadShows(this.showsCache, ctx, ttl).catch(() => undefined);
-				const soldOut = knownSoldOut(this.showsCache, ttl, showID, count);
+				// A repeated Idempotency-Key gets its first answer, even once the show sold out.
+				const soldOut = ctx.meta.idempotencyKey
+					? null
+					: knownSoldOut(this.showsCache, ttl, showID, count);
 				if (soldOut && count <= this.settings.maxTicketsPerOrder) throw soldOut;
 				const booking = await runCheckout(this, ctx, this.settings.maxTicketsPerOrder);
 				// The client's next read shows its booking, event or not.
@@ -311,9 +340,19 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		/** Every request passes the front door (lib/http-guards.ts) before moleculer-web routes it. */
 		httpHandler(req: IncomingMessage, res: ServerResponse, next: () => void) {
 			if (guardAndLog(this.logger, req, res)) return;
+			// Answers given here carry the CORS headers moleculer-web would have added.
+			if (this.corsRoute && req.headers.origin)
+				(this as unknown as GatewayInternals).writeCorsHeaders(
+					this.corsRoute,
+					req,
+					res,
+					false
+				);
 			// A warm read is answered from the cached bytes, without routing or a broker call.
 			if (answerCachedRead(this.showsCache, req, res, this.readOptions)) return;
-			return gatewayHttpHandler.call(this, req, res, next);
+			const route = () => gatewayHttpHandler.call(this, req, res, next);
+			if (refuseKnownSoldOut(this.soldOutDoor, req, res, route)) return;
+			return route();
 		}
 	},
 
@@ -332,6 +371,17 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			loadShows: ctx => loadShows(this.showsCache, ctx!, this.settings.showsCacheTtlMs),
 			logger: this.logger
 		});
+		const { routes } = this as unknown as GatewayInternals;
+		this.corsRoute = routes.find(r => r.cors) ?? null;
+		const validate = this.broker.validator!.compile(CHECKOUT_PARAMS);
+		this.soldOutDoor = {
+			cache: this.showsCache,
+			ttlMs: this.settings.showsCacheTtlMs,
+			maxTicketsPerOrder: this.settings.maxTicketsPerOrder,
+			validate: params => validate(params) as true | unknown[],
+			rateLimit: routes.find(r => r.name === checkoutRoute.name)?.rateLimit ?? null,
+			counted: outcome => this.countMetric(CHECKOUTS, { outcome })
+		};
 		// Node's own refusals (431 headers too large, 400 unparsable request) get a JSON body too.
 		const server = (this as unknown as { server?: Server }).server;
 		server?.on("clientError", answerClientError);

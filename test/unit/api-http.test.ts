@@ -1,8 +1,6 @@
 /**
  * The gateway over real HTTP on a free port: routes, body parsing and how errors become answers.
  */
-import type { AddressInfo } from "node:net";
-import type { Server } from "node:http";
 import { Errors, type Context, type ServiceBroker, type ServiceSchema } from "moleculer";
 import brokerConfig from "../../moleculer.config";
 import {
@@ -14,34 +12,7 @@ import {
 	showsSchema,
 	startBroker
 } from "./helpers";
-
-function baseUrlOf(broker: ServiceBroker): string {
-	const api = broker.getLocalService("api") as unknown as { server: Server };
-	return `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
-}
-
-async function request(
-	url: string,
-	init: { method?: string; headers?: Record<string, string>; body?: string } = {}
-): Promise<{ status: number; headers: Headers; body: any }> {
-	const res = await fetch(url, init);
-	const text = await res.text();
-	let body: unknown = text;
-	try {
-		body = JSON.parse(text);
-	} catch {
-		// not JSON: keep the text
-	}
-	return { status: res.status, headers: res.headers, body };
-}
-
-function postJson(base: string, body: unknown, headers: Record<string, string> = {}) {
-	return request(`${base}/reserve`, {
-		method: "POST",
-		headers: { "Content-Type": "application/json", ...headers },
-		body: typeof body === "string" ? body : JSON.stringify(body)
-	});
-}
+import { baseUrlOf, postJson, request } from "./http-client";
 
 describe("api gateway over HTTP", () => {
 	let broker: ServiceBroker;
