@@ -14,6 +14,7 @@ const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const { freePort, startNats, startFerretDB } = require("../scripts/servers");
+const { isAlive } = require("../scripts/is-alive");
 
 const ROOT = path.resolve(__dirname, "..");
 const RUNNER = path.join(ROOT, "node_modules", "moleculer", "bin", "moleculer-runner.js");
@@ -26,15 +27,6 @@ const children = new Set();
 const cleanups = [];
 /** Undone only at the very end of a run (the private copy of dist/). */
 const finalCleanups = [];
-
-function isAlive(pid) {
-	try {
-		process.kill(pid, 0);
-		return true;
-	} catch (err) {
-		return err.code === "EPERM";
-	}
-}
 
 /** Variables of the caller that must not leak into a process the benchmark configures itself. */
 const SYSTEM_VARS = [

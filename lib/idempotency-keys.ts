@@ -16,6 +16,13 @@ export interface IdempotencyKeyDoc {
 	createdAt: number;
 }
 
+const HOUR_MS = 60 * 60 * 1000;
+
+/** How long a key's record is kept (IDEMPOTENCY_KEY_HOURS), in milliseconds. */
+export function keyWindowMs(hours: number): number {
+	return hours * HOUR_MS;
+}
+
 /** A booking made before key records existed, whose id was derived from the key. */
 export interface LegacyBooking {
 	_id: string;

@@ -38,12 +38,11 @@ export interface TodoDoc {
 	at: number;
 }
 
-export interface FactCollections {
-	bookings: SideCollection;
-	states: SideCollection;
-	openCheckouts: SideCollection;
-	seatReleases: SideCollection;
-}
+/** The service's collections, by name. */
+export type FactCollections = Record<
+	"reservations" | "reservation_states" | "open_checkouts" | "seat_releases",
+	SideCollection
+>;
 
 export interface ReservationFacts {
 	/** A booking with its status, from its facts: canceled, else its outcome, else pending. */
@@ -61,6 +60,8 @@ export interface ReservationFacts {
 		status: "confirmed" | "failed",
 		reason?: string
 	): Promise<StateDoc & { recorded: boolean }>;
+	/** Records a cancel at `at`: the first one stands, and a later call learns it. */
+	recordCancel(id: string, at: number): Promise<StateDoc & { recorded: boolean }>;
 }
 
 /** Bookings and facts a node keeps in memory (a few MB). */
@@ -110,7 +111,7 @@ export function createReservationFacts(
 			]);
 			if (!booking) return null;
 			const release = canceled
-				? await collections().seatReleases.findById<TodoDoc>(id)
+				? await collections().seat_releases.findById<TodoDoc>(id)
 				: null;
 			return {
 				...booking,
@@ -122,10 +123,12 @@ export function createReservationFacts(
 		},
 
 		findBooking: id =>
-			recall(`booking:${id}`, () => collections().bookings.findById<BookingDoc>(id)),
+			recall(`booking:${id}`, () => collections().reservations.findById<BookingDoc>(id)),
 
 		findFact: factId =>
-			recall(`fact:${factId}`, () => collections().states.findById<StateDoc>(factId)),
+			recall(`fact:${factId}`, () =>
+				collections().reservation_states.findById<StateDoc>(factId)
+			),
 
 		remember,
 
@@ -137,15 +140,30 @@ export function createReservationFacts(
 				at: Date.now(),
 				...(reason ? { reason } : {})
 			};
-			const recorded = await collections().states.insertOnce({ ...fact });
+			const recorded = await collections().reservation_states.insertOnce({ ...fact });
 			const outcome = recorded ? fact : ((await facts.findFact(fact._id)) as StateDoc);
 			remember(`fact:${fact._id}`, outcome);
 			// Not waited for: the outcome is recorded, and the reconciler removes a decided
 			// checkout it still finds on its list.
 			collections()
-				.openCheckouts.removeLater(id)
+				.open_checkouts.removeLater(id)
 				.catch(err => logger.warn(`Open checkout ${id} stays listed: ${err.message}`));
 			return { ...outcome, recorded };
+		},
+
+		async recordCancel(id, at) {
+			// Inserted, not looked up first: an earlier cancel shows as a duplicate key, which
+			// spares FerretDB its slow search for a document that is not there.
+			const fact: StateDoc = {
+				_id: `${id}:canceled`,
+				reservation: id,
+				status: "canceled",
+				at
+			};
+			const recorded = await collections().reservation_states.insertOnce({ ...fact });
+			const canceled = recorded ? fact : ((await facts.findFact(fact._id)) ?? fact);
+			remember(`fact:${fact._id}`, canceled);
+			return { ...canceled, recorded };
 		}
 	};
 	return facts;

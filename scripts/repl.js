@@ -10,6 +10,7 @@
 const path = require("node:path");
 const fs = require("node:fs");
 const { Runner } = require("moleculer");
+const { isAlive } = require("./is-alive");
 
 const root = path.resolve(__dirname, "..");
 if (process.env.TRANSPORTER) {
@@ -43,15 +44,6 @@ function embeddedStoreOwner(dataDir) {
 		if (pid && pid !== process.pid && isAlive(pid)) return { dir: dataDir, pid };
 	}
 	return null;
-}
-
-function isAlive(pid) {
-	try {
-		process.kill(pid, 0);
-		return true;
-	} catch (err) {
-		return err.code === "EPERM";
-	}
 }
 
 // The REPL opens once this node's broker runs and, in a cluster, once shows and reservations are

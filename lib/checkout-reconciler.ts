@@ -1,0 +1,157 @@
+/**
+ * The reservations reconciler, run on every instance: it finishes what a dead orchestrator left.
+ * Checkouts still open after a hold can live are confirmed if their seats were sold, else failed
+ * and released; canceled reservations whose seats were not yet given back are released again until
+ * that succeeds. It reads the two small to-do lists (`open_checkouts`, `seat_releases`) instead of
+ * scanning every reservation, and now and then removes expired Idempotency-Key records.
+ */
+import type { Context, ServiceBroker } from "moleculer";
+import type { SideCollection } from "../mixins/db.mixin";
+import type { CounterSpec } from "../mixins/metrics.mixin";
+import { keyWindowMs, purgeExpiredKeys } from "./idempotency-keys";
+import type { ReservationFacts, TodoDoc } from "./reservation-facts";
+import type { HoldState } from "./types";
+
+export const RECONCILED_COUNTER: CounterSpec = {
+	name: "tickets_checkouts_reconciled_total",
+	description: "Abandoned checkouts settled by the reconciler, by result",
+	labelNames: ["result"]
+};
+/** A release listed this long ago whose cancel was never recorded belongs to a cancel that died. */
+const UNFINISHED_CANCEL_MS = 60 * 1000;
+/** To-do entries the reconciler takes on per round. */
+const RECONCILE_BATCH = 500;
+/** How often expired Idempotency-Key records are looked for (a scan of their collection). */
+const KEY_PURGE_INTERVAL_MS = 10 * 60 * 1000;
+
+export interface ReconcilerSettings {
+	holdTtlSeconds: number;
+	/** Extra wait past a hold's deadline before a pending checkout counts as abandoned. */
+	reconcileGraceMs: number;
+	idempotencyKeyHours: number;
+}
+
+/** What the reconciler needs from the reservations service that runs it. */
+export interface ReconcilerHost {
+	broker: ServiceBroker;
+	logger: { info(...args: unknown[]): void; warn(...args: unknown[]): void };
+	settings: ReconcilerSettings;
+	side: Record<
+		"reservation_states" | "open_checkouts" | "seat_releases" | "idempotency_keys",
+		SideCollection
+	>;
+	facts: ReservationFacts;
+	/** When expired Idempotency-Key records were last removed. */
+	keysPurgedAt: number;
+	countMetric(name: string, labels?: Record<string, string>): void;
+}
+
+/**
+ * Puts a cancel's seat release on the to-do list. A cancel does this before it records itself, so
+ * that a crash in between can never leave canceled seats counted. A repeated cancel lists it
+ * again; releasing a hold twice changes nothing.
+ */
+export async function listSeatRelease(
+	host: Pick<ReconcilerHost, "side">,
+	id: string,
+	showID: string,
+	at: number
+): Promise<void> {
+	await host.side.seat_releases.insertOnce({ _id: id, showID, at });
+}
+
+/** Gives a canceled reservation's seats back and takes the release off the to-do list. */
+export async function releaseCanceledSeats(
+	host: Pick<ReconcilerHost, "broker" | "side">,
+	id: string,
+	showID: string
+): Promise<void> {
+	await host.broker.call("shows.releaseSeats", { showID, holdId: id });
+	await host.side.seat_releases.removeById(id);
+}
+
+/**
+ * For a recorded cancel: the seats go back now, or, if that fails, in a later reconciler round.
+ * The to-do entry goes later and with others, not waited for: one left behind is released again by
+ * the reconciler, which changes nothing.
+ */
+export async function releaseSeatsOrLeaveListed(
+	host: Pick<ReconcilerHost, "side" | "logger">,
+	id: string,
+	showID: string,
+	ctx: Context
+): Promise<void> {
+	const warn = (what: string) => (err: Error) => host.logger.warn(`${what}: ${err.message}`);
+	try {
+		// Through the cancel's context: the show's new seats come back in its meta to the gateway
+		// (see shows.releaseSeats).
+		await ctx.call("shows.releaseSeats", { showID, holdId: id });
+	} catch (err) {
+		return warn(`Seats of canceled reservation ${id} not released yet, will retry`)(
+			err as Error
+		);
+	}
+	host.side.seat_releases.removeLater(id).catch(warn(`Seat release ${id} stays listed`));
+}
+
+/**
+ * A checkout whose orchestrator vanished: settle it by where its seats stand. Releasing
+ * with `onlyIfHeld` both frees seats that were only held (past their deadline, they can no
+ * longer be confirmed) and reports seats that were sold, in one serialised step.
+ */
+async function reconcilePending(host: ReconcilerHost, id: string, showID: string): Promise<void> {
+	const { state } = await host.broker.call<{ state: HoldState }, object>("shows.releaseSeats", {
+		showID,
+		holdId: id,
+		onlyIfHeld: true
+	});
+	if (state === "confirmed") {
+		await host.broker.call("reservations.confirm", { id });
+		host.countMetric(RECONCILED_COUNTER.name, { result: "confirmed" });
+		host.logger.info(`Reconciled checkout ${id}: seats were sold, confirmed`);
+		return;
+	}
+	await host.facts.recordOutcome(id, "failed", `abandoned (${state})`);
+	host.countMetric(RECONCILED_COUNTER.name, { result: "failed" });
+	host.logger.info(`Reconciled checkout ${id}: seats ${state}, marked failed`);
+}
+
+/** One round: expired keys (now and then), abandoned checkouts, then unfinished releases. */
+export async function reconcileCheckouts(host: ReconcilerHost): Promise<void> {
+	if (Date.now() - host.keysPurgedAt > KEY_PURGE_INTERVAL_MS) {
+		host.keysPurgedAt = Date.now();
+		await purgeExpiredKeys(
+			host.side.idempotency_keys,
+			keyWindowMs(host.settings.idempotencyKeyHours),
+			RECONCILE_BATCH
+		);
+	}
+	const abandonedBefore =
+		Date.now() - host.settings.holdTtlSeconds * 1000 - host.settings.reconcileGraceMs;
+	const open = await host.side.open_checkouts.find<TodoDoc>({}, RECONCILE_BATCH);
+	for (const checkout of open.filter(c => c.at < abandonedBefore)) {
+		const decided = await host.side.reservation_states.findById(`${checkout._id}:outcome`);
+		if (decided) await host.side.open_checkouts.removeById(checkout._id);
+		else await reconcilePending(host, checkout._id, checkout.showID);
+	}
+	const releases = await host.side.seat_releases.find<TodoDoc>({}, RECONCILE_BATCH);
+	for (const release of releases) {
+		const canceled = await host.side.reservation_states.findById(`${release._id}:canceled`);
+		if (canceled) await releaseCanceledSeats(host, release._id, release.showID);
+		// A cancel that died between listing its release and recording itself did not
+		// happen: the reservation stands, and its seats stay sold.
+		else if (release.at < Date.now() - UNFINISHED_CANCEL_MS)
+			await host.side.seat_releases.removeById(release._id);
+	}
+}
+
+/** Runs a round every `intervalMs`; a round that fails is simply tried again at the next. */
+export function startReconciler(host: ReconcilerHost, intervalMs: number): NodeJS.Timeout {
+	const timer = setInterval(() => {
+		reconcileCheckouts(host).catch(err =>
+			host.logger.warn(`Reconciliation failed, will retry: ${(err as Error).message}`)
+		);
+	}, intervalMs);
+	timer.unref();
+	return timer;
+}
