@@ -110,6 +110,9 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		mongoUri,
 		mongoDatabasePrefix: env.MONGO_DB_PREFIX ?? "",
 		dataDir: path.resolve(env.DATA_DIR || "./data"),
+		logLevel: env.LOG_LEVEL || "info",
+		/** The gateway logs one line per request at info level, and below it (debug, trace). */
+		accessLog: ["info", "debug", "trace"].includes(env.LOG_LEVEL || "info"),
 		port: readInt(env, "PORT", 3000, 0, 65535),
 		/** Seconds an unconfirmed hold lives before its seats return. */
 		holdTtlSeconds: readInt(env, "HOLD_TTL", 600, 1, 86400),
@@ -231,7 +234,7 @@ const brokerConfig: BrokerOptions = {
 	transporter: appConfig.transporter as BrokerOptions["transporter"],
 	logger: {
 		type: "Console",
-		options: { level: (process.env.LOG_LEVEL as "info") || "info", formatter: "short" }
+		options: { level: appConfig.logLevel as "info", formatter: "short" }
 	},
 
 	// A step of a checkout that hears nothing within this time fails, so nothing hangs. The gateway

@@ -37,12 +37,29 @@ export function reservationNotFound(id: string) {
 	);
 }
 
+/**
+ * Builds an error without capturing a stack: for refusals that are answers, not faults, and come
+ * by the thousand in an on-sale (a stack costs as much as the rest of a refusal at the door).
+ */
+function withoutStack<T>(build: () => T): T {
+	const limit = Error.stackTraceLimit;
+	Error.stackTraceLimit = 0;
+	try {
+		return build();
+	} finally {
+		Error.stackTraceLimit = limit;
+	}
+}
+
 export function notEnoughSeats(count: number, remaining: number) {
-	return new MoleculerClientError(
-		`cannot reserve ${count} seats. Only ${remaining} remaining.`,
-		409,
-		ErrorTypes.NOT_ENOUGH_SEATS,
-		{ requested: count, remaining }
+	return withoutStack(
+		() =>
+			new MoleculerClientError(
+				`cannot reserve ${count} seats. Only ${remaining} remaining.`,
+				409,
+				ErrorTypes.NOT_ENOUGH_SEATS,
+				{ requested: count, remaining }
+			)
 	);
 }
 

@@ -116,13 +116,15 @@ export function guardAndLog(
 	req: IncomingMessage,
 	res: ServerResponse
 ): boolean {
-	const started = process.hrtime.bigint();
 	const path = (req.url ?? "").split("?")[0];
 	setSecurityHeaders(res);
-	res.once("finish", () => {
-		const ms = Number(process.hrtime.bigint() - started) / 1e6;
-		log.info(`${req.method} ${loggedPath(path)} ${res.statusCode} ${ms.toFixed(1)}ms`);
-	});
+	if (appConfig.accessLog) {
+		const started = process.hrtime.bigint();
+		res.once("finish", () => {
+			const ms = Number(process.hrtime.bigint() - started) / 1e6;
+			log.info(`${req.method} ${loggedPath(path)} ${res.statusCode} ${ms.toFixed(1)}ms`);
+		});
+	}
 
 	const route = matchRoute(path);
 	const method = req.method ?? "";
@@ -156,26 +158,44 @@ export function guardAndLog(
 const BODY_WATCH_MS = 100;
 const FRAMING_SLACK_BYTES = 4096;
 
+/** Bodies in transit, with when each began; one timer looks at them all (see `awaitBody`). */
+const bodiesInTransit = new Map<
+	IncomingMessage,
+	{ res: ServerResponse; started: number; bytesBefore: number }
+>();
+let bodyWatch: NodeJS.Timeout | null = null;
+
 /**
  * Watches a body in transit without reading it (the socket's byte count): more bytes than the
  * limit (a chunked body has no Content-Length) is 413, and a body not complete after
- * `bodyTimeoutMs` is 408; either way the connection is closed.
+ * `bodyTimeoutMs` is 408; either way the connection is closed. One timer serves every request,
+ * so that a request whose body is already there costs no timer of its own.
  */
 function awaitBody(req: IncomingMessage, res: ServerResponse): void {
-	const started = Date.now();
-	const bytesBefore = req.socket.bytesRead;
-	const watch = setInterval(() => {
-		if (req.complete || res.headersSent) return clearInterval(watch);
+	bodiesInTransit.set(req, { res, started: Date.now(), bytesBefore: req.socket.bytesRead });
+	bodyWatch ??= setInterval(watchBodies, BODY_WATCH_MS).unref();
+}
+
+function watchBodies(): void {
+	const now = Date.now();
+	for (const [req, { res, started, bytesBefore }] of bodiesInTransit) {
+		if (req.complete || res.headersSent || res.destroyed) {
+			bodiesInTransit.delete(req);
+			continue;
+		}
 		const tooLarge =
 			req.socket.bytesRead - bytesBefore > appConfig.bodyLimitBytes + FRAMING_SLACK_BYTES;
-		if (!tooLarge && Date.now() - started < appConfig.bodyTimeoutMs) return;
-		clearInterval(watch);
+		if (!tooLarge && now - started < appConfig.bodyTimeoutMs) continue;
+		bodiesInTransit.delete(req);
 		closeAfterAnswer(req, res);
 		if (tooLarge) refuseAtTheDoor(res, 413, "request body is too large", "PAYLOAD_TOO_LARGE");
 		else
 			refuseAtTheDoor(res, 408, "the request body did not arrive in time", "REQUEST_TIMEOUT");
-	}, BODY_WATCH_MS);
-	res.once("close", () => clearInterval(watch));
+	}
+	if (bodiesInTransit.size === 0 && bodyWatch) {
+		clearInterval(bodyWatch);
+		bodyWatch = null;
+	}
 }
 
 /** A number as a form sends it: decimal digits, maybe signed, maybe with a fraction. */
@@ -258,7 +278,15 @@ export function sendErrorAnswer(_req: IncomingMessage, res: ServerResponse, err:
 	if (status === 429 && resetAt > Date.now())
 		res.setHeader("Retry-After", String(Math.ceil((resetAt - Date.now()) / 1000)));
 	else if (retryAfter !== undefined) res.setHeader("Retry-After", String(retryAfter));
+	writeJson(res, status, JSON.stringify(body));
+}
+
+/** Writes a JSON answer, unless one has been written already (the door's 408). */
+export function writeJson(res: ServerResponse, status: number, json: string): void {
+	if (res.headersSent) return;
 	res.setHeader("Content-Type", "application/json; charset=utf-8");
+	// With its length known the answer goes out in one write, not chunked.
+	res.setHeader("Content-Length", Buffer.byteLength(json));
 	res.writeHead(status);
-	res.end(JSON.stringify(body));
+	res.end(json);
 }

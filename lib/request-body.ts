@@ -4,6 +4,7 @@
  * Both arrive as text (body-parser's `text` parser does limit, inflation and charset) and are
  * checked here: JSON before `JSON.parse` sees it, forms as they are split into fields.
  */
+import { isUtf8 } from "node:buffer";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Errors } from "moleculer";
 import { describeError } from "./http-errors";
@@ -19,7 +20,7 @@ export const MAX_FORM_FIELDS = 100;
 /** The fields a checkout reads; a form's other fields are dropped, as JSON's are ignored. */
 const CHECKOUT_FIELDS = new Set(["showID", "name", "count"]);
 
-const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
+const JSON_WHITESPACE = new Set([" ", "\t", "\n", "\r"]);
 
 function refused(message: string, type: string, status = 422) {
 	return new MoleculerClientError(message, status, type);
@@ -27,14 +28,11 @@ function refused(message: string, type: string, status = 422) {
 
 /** body-parser's `verify`: the raw bytes must be UTF-8, whatever the Content-Type claims. */
 export function requireUtf8(_req: IncomingMessage, _res: ServerResponse, buf: Buffer): void {
-	try {
-		STRICT_UTF8.decode(buf);
-	} catch {
+	if (!isUtf8(buf))
 		throw Object.assign(new Error("request body is not valid UTF-8"), {
 			status: 400,
 			type: "body.not.utf8"
 		});
-	}
 }
 
 /**
@@ -58,7 +56,7 @@ function checkJsonShape(text: string): void {
 			while (end < text.length && text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
 			const keys = objects[objects.length - 1];
 			let next = end + 1;
-			while (/\s/.test(text[next] ?? "")) next++;
+			while (JSON_WHITESPACE.has(text[next])) next++;
 			if (keys && text[next] === ":") {
 				let key: string;
 				try {

@@ -107,9 +107,14 @@ export function knownSoldOut(
 	showID: string,
 	count: number
 ): Error | null {
+	return isKnownSoldOut(cache, ttlMs, showID) ? notEnoughSeats(count, 0) : null;
+}
+
+/** True when this node's fresh list shows the show with no seat left. */
+export function isKnownSoldOut(cache: ShowListCache, ttlMs: number, showID: string): boolean {
 	const fresh = cache.shows && Date.now() - cache.fetchedAt < ttlMs;
 	const show = fresh ? cache.byId.get(showID) : undefined;
-	return show && show.available <= 0 ? notEnoughSeats(count, 0) : null;
+	return show !== undefined && show.available <= 0;
 }
 
 /** Events may have been missed (this node was cut off): refetch on the next read. */

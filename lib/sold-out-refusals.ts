@@ -14,9 +14,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import ApiGateway from "moleculer-web";
 import { appConfig } from "../moleculer.config";
-import { normaliseCheckoutParams, sendErrorAnswer } from "./http-guards";
+import { normaliseCheckoutParams, sendErrorAnswer, writeJson } from "./http-guards";
 import { bodyReadFailed, parseCheckoutParams, requireUtf8 } from "./request-body";
-import { knownSoldOut, type ShowListCache } from "./show-list-cache";
+import { notEnoughSeats } from "./errors";
+import { describeError } from "./http-errors";
+import { isKnownSoldOut, type ShowListCache } from "./show-list-cache";
 
 /** moleculer-web's rate limit of a route, as it keeps it (`route.rateLimit`). */
 export interface RouteRateLimit {
@@ -57,14 +59,14 @@ function plainCheckoutType(req: IncomingMessage): string | null {
 	return CHECKOUT_TYPES.has(media) ? media : null;
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
-	return new Promise((resolve, reject) => {
-		const chunks: Buffer[] = [];
-		req.on("data", (chunk: Buffer) => chunks.push(chunk));
-		req.once("end", () => resolve(Buffer.concat(chunks)));
-		// Cut off (the door's 408 closes the connection): nothing to answer any more.
-		req.once("close", () => reject(new Error("request closed before its body arrived")));
-	});
+/**
+ * Calls `done` with the whole body. A request cut off before its end never calls it, and its
+ * listeners go with it.
+ */
+function readBody(req: IncomingMessage, done: (body: Buffer) => void): void {
+	const chunks: Buffer[] = [];
+	req.on("data", (chunk: Buffer) => chunks.push(chunk));
+	req.once("end", () => done(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
 }
 
 /** The checkout's parameters if they are valid, else null (moleculer-web answers those). */
@@ -84,21 +86,30 @@ function validCheckout(
 	return params as { showID: string; count: number };
 }
 
-/** Counts the refusal against the client's rate limit; false once the client is over it. */
-async function withinRateLimit(
+/**
+ * Counts the refusal against the client's rate limit, then `then(false)` once the client is over
+ * it. moleculer-web's own store counts at once; a store of another kind may answer later.
+ */
+function countAgainstRateLimit(
 	limit: RouteRateLimit | null,
 	req: IncomingMessage,
-	res: ServerResponse
-): Promise<boolean> {
+	res: ServerResponse,
+	then: (withinLimit: boolean) => void
+): void {
 	const key = limit?.key(req);
-	if (!limit || !key) return true;
-	const remaining = limit.limit - (await limit.store.inc(key));
-	if (limit.headers) {
-		res.setHeader("X-Rate-Limit-Limit", limit.limit);
-		res.setHeader("X-Rate-Limit-Remaining", Math.max(0, remaining));
-		res.setHeader("X-Rate-Limit-Reset", limit.store.resetTime);
-	}
-	return remaining >= 0;
+	if (!limit || !key) return then(true);
+	const counted = (hits: number) => {
+		const remaining = limit.limit - hits;
+		if (limit.headers) {
+			res.setHeader("X-Rate-Limit-Limit", limit.limit);
+			res.setHeader("X-Rate-Limit-Remaining", Math.max(0, remaining));
+			res.setHeader("X-Rate-Limit-Reset", limit.store.resetTime);
+		}
+		then(remaining >= 0);
+	};
+	const hits = limit.store.inc(key);
+	if (typeof hits === "number") counted(hits);
+	else hits.then(counted, () => then(true));
 }
 
 /**
@@ -117,28 +128,39 @@ export function refuseKnownSoldOut(
 		door.counted(outcome);
 		sendErrorAnswer(req, res, err);
 	};
-	readBody(req).then(
-		async body => {
-			try {
-				requireUtf8(req, res, body);
-			} catch (err) {
-				return bodyReadFailed(err, req, res, e => refuse("invalid", e as Error));
-			}
-			const text = body.toString("utf8");
-			const checkout = validCheckout(door, type, text);
-			const soldOut =
-				checkout && checkout.count <= door.maxTicketsPerOrder
-					? knownSoldOut(door.cache, door.ttlMs, checkout.showID, checkout.count)
-					: null;
-			if (!soldOut) {
-				req.body = text;
-				return next();
-			}
-			if (!(await withinRateLimit(door.rateLimit, req, res)))
-				return refuse("rate_limited", new RateLimitExceeded());
-			refuse("sold_out", soldOut);
-		},
-		() => undefined
-	);
+	readBody(req, body => {
+		try {
+			requireUtf8(req, res, body);
+		} catch (err) {
+			return bodyReadFailed(err, req, res, e => refuse("invalid", e as Error));
+		}
+		const text = body.toString("utf8");
+		const checkout = validCheckout(door, type, text);
+		if (
+			!checkout ||
+			checkout.count > door.maxTicketsPerOrder ||
+			!isKnownSoldOut(door.cache, door.ttlMs, checkout.showID)
+		) {
+			req.body = text;
+			return next();
+		}
+		countAgainstRateLimit(door.rateLimit, req, res, withinLimit => {
+			if (!withinLimit) return refuse("rate_limited", new RateLimitExceeded());
+			door.counted("sold_out");
+			sendSoldOut(res, checkout.count);
+		});
+	});
 	return true;
+}
+
+/** The refusal's body for each count, as sendErrorAnswer writes it: it never changes. */
+const soldOutAnswers = new Map<number, string>();
+
+function sendSoldOut(res: ServerResponse, count: number): void {
+	let answer = soldOutAnswers.get(count);
+	if (answer === undefined) {
+		answer = JSON.stringify(describeError(notEnoughSeats(count, 0)).body);
+		soldOutAnswers.set(count, answer);
+	}
+	writeJson(res, 409, answer);
 }
