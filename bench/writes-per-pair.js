@@ -67,6 +67,10 @@ async function main() {
 		if (cancel.status !== 200) throw new Error(`cancel answered ${cancel.status}`);
 	};
 	await pair(); // start-up writes (seeding, first compaction) are not the pair's
+	// Writes that come after the answers (settling, housekeeping gathered for
+	// STORE_CLEANUP_DELAY_MS) are counted with the pairs they belong to.
+	const settled = () => procs.sleep(1500);
+	await settled();
 	const before = lineCounts(system.dataDir);
 	const appendsBefore = await appendCounts(system, countsFile);
 	let started = 0;
@@ -77,6 +81,7 @@ async function main() {
 		}
 	};
 	await Promise.all(Array.from({ length: concurrency }, worker));
+	await settled();
 	const after = lineCounts(system.dataDir);
 	const appendsAfter = await appendCounts(system, countsFile);
 	const total = { file: "total", "appends per pair": 0, "documents per pair": 0 };
