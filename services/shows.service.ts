@@ -9,7 +9,8 @@
  * Every write to a show goes to one node (the `Shard` strategy keyed by show id) and is serialised
  * there per show; changes that arrive meanwhile are applied together and stored in one write (group
  * commit). Each write carries a version check, and on MongoDB-wire stores a unique-insert claim of
- * the new version, as a second guard. See README "Seat safety".
+ * the new version, as a second guard. See README "Seat safety". The store access is
+ * lib/show-store.ts; the operators' actions are lib/show-operations.ts.
  */
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { appConfig } from "../moleculer.config";
