@@ -12,8 +12,12 @@
  */
 import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Context } from "moleculer";
+import { appConfig } from "../moleculer.config";
+import { showNotFound } from "./errors";
+import { SHOW_ID_PATTERN } from "./checkout-route";
 import type { PublicShow } from "./types";
-import type { ShowListCache } from "./show-list-cache";
+import { loadShows, type ShowListCache } from "./show-list-cache";
 
 export interface ReadAnswer {
 	body: Buffer;
@@ -22,6 +26,10 @@ export interface ReadAnswer {
 }
 
 const JSON_TYPE = "application/json; charset=utf-8";
+
+/** Shows per page of GET /, by default and at most. */
+export const DEFAULT_PAGE = 100;
+const MAX_PAGE = 1000;
 
 const SHOW_PATH = /^\/shows\/([0-9a-f]{24})$/;
 
@@ -145,3 +153,59 @@ export function answerCachedRead(
 	sendRead(req, res, read, options.maxAgeSeconds);
 	return true;
 }
+
+/** What the read actions need of the gateway service. */
+interface ReadingGateway {
+	showsCache: ShowListCache;
+	settings: { showsCacheTtlMs: number };
+}
+
+/** The gateway's actions behind `GET /` and `GET /shows/:id`, for reads the cache cannot answer. */
+export const readActions = {
+	/**
+	 * The shows, a page at a time (default 100) so that the answer stays small however many
+	 * shows there are; `Link: <…>; rel="next"` and `X-Total-Count` tell what else there is.
+	 */
+	listShows: {
+		params: {
+			limit: {
+				type: "number",
+				integer: true,
+				min: 1,
+				max: MAX_PAGE,
+				optional: true,
+				convert: true
+			},
+			offset: { type: "number", integer: true, min: 0, optional: true, convert: true }
+		},
+		async handler(
+			this: ReadingGateway,
+			ctx: Context<{ limit?: number; offset?: number }, ReadMeta>
+		) {
+			const limit = ctx.params.limit ?? DEFAULT_PAGE;
+			const offset = ctx.params.offset ?? 0;
+			const shows = await loadShows(this.showsCache, ctx, this.settings.showsCacheTtlMs);
+			const page =
+				offset === 0 && limit === DEFAULT_PAGE
+					? firstPageAnswer(this.showsCache, shows, limit)
+					: listAnswer(shows, offset, limit);
+			return actionRead(ctx.meta, page, appConfig.readMaxAgeSeconds);
+		}
+	},
+
+	/** One show, from the cached list when it knows it (a new show: from the store). */
+	getShow: {
+		params: { id: { type: "string", max: 64 } },
+		async handler(this: ReadingGateway, ctx: Context<{ id: string }, ReadMeta>) {
+			// Show ids are hex: any case names the same show.
+			const id = ctx.params.id.toLowerCase();
+			if (!SHOW_ID_PATTERN.test(id)) throw showNotFound(id);
+			await loadShows(this.showsCache, ctx, this.settings.showsCacheTtlMs);
+			const cached = this.showsCache.byId.get(id);
+			const show =
+				cached ?? (await ctx.call<PublicShow, object>("shows.get", { showID: id }));
+			const read = cached ? showAnswer(this.showsCache, show) : answer(show);
+			return actionRead(ctx.meta, read, appConfig.readMaxAgeSeconds);
+		}
+	}
+};

@@ -1,32 +1,23 @@
 /**
  * `api` is the only door for clients: a moleculer-web gateway that serves exactly the routes of
  * shared/CONTRACT.md and orchestrates the checkout (lib/checkout-saga.ts), so that no client has to.
- * Its HTTP guards live in lib/http-guards.ts, its cached show list in lib/show-list-cache.ts.
+ * Every request passes its front door first (lib/front-door.ts, with the HTTP guards of
+ * lib/http-guards.ts); its cached show list lives in lib/show-list-cache.ts, the reads from it in
+ * lib/show-reads.ts.
  */
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { appConfig } from "../moleculer.config";
-import { reservationNotFound, showNotFound } from "../lib/errors";
-import {
-	acceptPageQuery,
-	guardAndLog,
-	sendErrorAnswer,
-	type RequestWithParams
-} from "../lib/http-guards";
-import { answerClientError, refuseConnect } from "../lib/socket-refusals";
+import { reservationNotFound } from "../lib/errors";
+import { acceptPageQuery, sendErrorAnswer, type RequestWithParams } from "../lib/http-guards";
 import {
 	CHECKOUT_PARAMS,
 	CHECKOUTS,
 	checkoutRoute,
-	GATEWAY_CALL_OPTIONS,
-	SHOW_ID_PATTERN
+	GATEWAY_CALL_OPTIONS
 } from "../lib/checkout-route";
-import {
-	refuseKnownSoldOut,
-	type RouteRateLimit,
-	type SoldOutDoor
-} from "../lib/sold-out-refusals";
+import { openFrontDoor, type FrontDoor } from "../lib/front-door";
 import {
 	runCheckout,
 	type BookingAnswer,
@@ -41,16 +32,7 @@ import {
 	patchShow,
 	type ShowListCache
 } from "../lib/show-list-cache";
-import {
-	actionRead,
-	answer,
-	firstPageAnswer,
-	listAnswer,
-	answerCachedRead,
-	showAnswer,
-	type ReadMeta,
-	type ReadOptions
-} from "../lib/show-reads";
+import { DEFAULT_PAGE, readActions, type ReadMeta } from "../lib/show-reads";
 import { openApiDocument } from "../lib/openapi";
 import { assetOptions, publicFolder } from "../lib/box-office";
 import { createEventStream, eventsRoute, type EventStream } from "../lib/event-stream";
@@ -76,48 +58,14 @@ interface SeatsMeta {
 
 interface ApiLocals {
 	showsCache: ShowListCache;
-	/** How warm reads are answered from the cache (lib/show-reads.ts). */
-	readOptions: ReadOptions;
 	eventStream: EventStream;
-	/** Refuses checkouts of shows known to be sold out before routing (lib/sold-out-refusals.ts). */
-	soldOutDoor: SoldOutDoor;
-	/** moleculer-web's CORS settings of the routes, for answers given before routing. */
-	corsRoute: GatewayRoute | null;
-}
-
-/** What the front door needs of moleculer-web's routes. */
-interface GatewayRoute {
-	name?: string;
-	cors?: object | null;
-	rateLimit?: RouteRateLimit;
-}
-
-interface GatewayInternals {
-	routes: GatewayRoute[];
-	writeCorsHeaders(
-		route: GatewayRoute,
-		req: IncomingMessage,
-		res: ServerResponse,
-		preflight: boolean
-	): void;
+	frontDoor: FrontDoor;
 }
 
 /** What a checkout needs; health is "ok" only when each is reachable. */
 const CHECKOUT_ACTIONS = ["shows.holdSeats", "reservations.create"];
 
-/** Shows per page of GET /, by default and at most. */
-const DEFAULT_PAGE = 100;
-const MAX_PAGE = 1000;
-
 const RESERVATION_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
-
-const gatewayHttpHandler = (
-	ApiGateway as unknown as {
-		methods: {
-			httpHandler: (req: IncomingMessage, res: ServerResponse, next: unknown) => unknown;
-		};
-	}
-).methods.httpHandler;
 
 const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 	name: "api",
@@ -226,49 +174,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			}
 		},
 
-		/**
-		 * The shows, a page at a time (default 100) so that the answer stays small however many
-		 * shows there are; `Link: <…>; rel="next"` and `X-Total-Count` tell what else there is.
-		 */
-		listShows: {
-			params: {
-				limit: {
-					type: "number",
-					integer: true,
-					min: 1,
-					max: MAX_PAGE,
-					optional: true,
-					convert: true
-				},
-				offset: { type: "number", integer: true, min: 0, optional: true, convert: true }
-			},
-			async handler(ctx: Context<{ limit?: number; offset?: number }, ReadMeta>) {
-				const limit = ctx.params.limit ?? DEFAULT_PAGE;
-				const offset = ctx.params.offset ?? 0;
-				const shows = await loadShows(this.showsCache, ctx, this.settings.showsCacheTtlMs);
-				const page =
-					offset === 0 && limit === DEFAULT_PAGE
-						? firstPageAnswer(this.showsCache, shows, limit)
-						: listAnswer(shows, offset, limit);
-				return actionRead(ctx.meta, page, appConfig.readMaxAgeSeconds);
-			}
-		},
-
-		/** One show, from the cached list when it knows it (a new show: from the store). */
-		getShow: {
-			params: { id: { type: "string", max: 64 } },
-			async handler(ctx: Context<{ id: string }, ReadMeta>) {
-				// Show ids are hex: any case names the same show.
-				const id = ctx.params.id.toLowerCase();
-				if (!SHOW_ID_PATTERN.test(id)) throw showNotFound(id);
-				await loadShows(this.showsCache, ctx, this.settings.showsCacheTtlMs);
-				const cached = this.showsCache.byId.get(id);
-				const show =
-					cached ?? (await ctx.call<PublicShow, object>("shows.get", { showID: id }));
-				const read = cached ? showAnswer(this.showsCache, show) : answer(show);
-				return actionRead(ctx.meta, read, appConfig.readMaxAgeSeconds);
-			}
-		},
+		...readActions,
 
 		checkout: {
 			params: CHECKOUT_PARAMS,
@@ -337,32 +243,14 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 	},
 
 	methods: {
-		/** Every request passes the front door (lib/http-guards.ts) before moleculer-web routes it. */
+		/** Every request passes the front door (lib/front-door.ts) before moleculer-web routes it. */
 		httpHandler(req: IncomingMessage, res: ServerResponse, next: () => void) {
-			if (guardAndLog(this.logger, req, res)) return;
-			// Answers given here carry the CORS headers moleculer-web would have added.
-			if (this.corsRoute && req.headers.origin)
-				(this as unknown as GatewayInternals).writeCorsHeaders(
-					this.corsRoute,
-					req,
-					res,
-					false
-				);
-			// A warm read is answered from the cached bytes, without routing or a broker call.
-			if (answerCachedRead(this.showsCache, req, res, this.readOptions)) return;
-			const route = () => gatewayHttpHandler.call(this, req, res, next);
-			if (refuseKnownSoldOut(this.soldOutDoor, req, res, route)) return;
-			return route();
+			return this.frontDoor.pass(req, res, next);
 		}
 	},
 
 	created() {
 		this.showsCache = createShowListCache();
-		this.readOptions = {
-			ttlMs: this.settings.showsCacheTtlMs,
-			pageSize: DEFAULT_PAGE,
-			maxAgeSeconds: appConfig.readMaxAgeSeconds
-		};
 		this.eventStream = createEventStream({
 			maxStreams: appConfig.eventsMaxStreams,
 			heartbeatMs: appConfig.eventsHeartbeatMs,
@@ -371,21 +259,16 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			loadShows: ctx => loadShows(this.showsCache, ctx!, this.settings.showsCacheTtlMs),
 			logger: this.logger
 		});
-		const { routes } = this as unknown as GatewayInternals;
-		this.corsRoute = routes.find(r => r.cors) ?? null;
 		const validate = this.broker.validator!.compile(CHECKOUT_PARAMS);
-		this.soldOutDoor = {
+		this.frontDoor = openFrontDoor(this, {
 			cache: this.showsCache,
 			ttlMs: this.settings.showsCacheTtlMs,
+			pageSize: DEFAULT_PAGE,
+			maxAgeSeconds: appConfig.readMaxAgeSeconds,
 			maxTicketsPerOrder: this.settings.maxTicketsPerOrder,
 			validate: params => validate(params) as true | unknown[],
-			rateLimit: routes.find(r => r.name === checkoutRoute.name)?.rateLimit ?? null,
 			counted: outcome => this.countMetric(CHECKOUTS, { outcome })
-		};
-		// Node's own refusals (431 headers too large, 400 unparsable request) get a JSON body too.
-		const server = (this as unknown as { server?: Server }).server;
-		server?.on("clientError", answerClientError);
-		server?.on("connect", refuseConnect);
+		});
 	},
 
 	/** Before the server closes: it waits for open connections, and a stream never ends itself. */
