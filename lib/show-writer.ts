@@ -76,7 +76,9 @@ export function createShowWriter(
 	/**
 	 * Each show's document as this node last stored it. The next write starts from it instead of
 	 * reading the store: if another node wrote the show since, the version check (and claim) of
-	 * the save refuses, and the write starts again from the store.
+	 * the save refuses, and the write starts again from the store. A batch that would store
+	 * nothing (a refusal, a repeat, a settle with nothing due) proves nothing of the kind, so it
+	 * runs again from the store: the answers of a stale copy never leave the writer.
 	 */
 	const lastStored = new Map<string, ShowDoc>();
 	const settledRecords = createSettledRecords(store.records, {
@@ -156,7 +158,11 @@ export function createShowWriter(
 			}
 		}
 		if (!changed) {
-			if (!known) lastStored.set(showID, structuredClone(show));
+			if (known) {
+				lastStored.delete(showID);
+				return applyOnce(showID, changes);
+			}
+			lastStored.set(showID, structuredClone(show));
 			return { outcomes, version: expectedVersion };
 		}
 		refreshDerived(show, now);

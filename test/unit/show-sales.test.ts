@@ -357,3 +357,41 @@ describe("show writer: what a node knows of settled checkouts", () => {
 		expect(state.lookups).toBeGreaterThan(0);
 	});
 });
+
+describe("show writer: a node's copy of the document it last stored", () => {
+	const limits = { maxChangesPerWrite: 100, maxWriteAttempts: 3, maxKnownRecords: 1000 };
+	const hold = (
+		writer: ReturnType<typeof createShowWriter>,
+		showID: string,
+		id: string,
+		count: number,
+		ttlMs = 3600000
+	) =>
+		writer.mutate(
+			showID,
+			takeHold(showID, id, count, { ttlMs, resume: false, findSettled: writer.findSettled })
+		);
+
+	it("a checkout refused by a stale copy is decided again on the store, where another node gave seats back", async () => {
+		const show = newShowDoc({ _id: "f".repeat(24), name: "Stale", houseSize: 4, presold: 0 });
+		const { store } = memoryStore(show);
+		const here = createShowWriter(store, limits);
+		const there = createShowWriter(store, limits);
+		await hold(here, show._id, "first", 4);
+		// Another node (the shard moved) gives the seats back.
+		await there.mutate(show._id, releaseHold(show._id, "first", false, there.findSettled));
+		expect(await hold(here, show._id, "second", 2)).toMatchObject({ created: true, count: 2 });
+	});
+
+	it("a settle with nothing due on a stale copy still drops the holds that expired in the store", async () => {
+		const show = newShowDoc({ _id: "0".repeat(24), name: "Sweep", houseSize: 4, presold: 0 });
+		const { store, state } = memoryStore(show);
+		const here = createShowWriter(store, limits);
+		const there = createShowWriter(store, limits);
+		await hold(here, show._id, "kept", 1);
+		await hold(there, show._id, "brief", 2, 1);
+		await new Promise(resolve => setTimeout(resolve, 5));
+		await here.settle(show._id);
+		expect(state.doc.holds.map(h => h.id)).toEqual(["kept"]);
+	});
+});
