@@ -118,7 +118,10 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		holdTtlSeconds: readInt(env, "HOLD_TTL", 600, 1, 86400),
 		/** How often each shows node looks for expired holds, and reservations for stuck checkouts. */
 		sweepIntervalMs: readInt(env, "SWEEP_INTERVAL_MS", 5000, 100, 600000),
-		/** Extra wait past a hold's deadline before a pending checkout counts as abandoned. */
+		/**
+		 * Extra wait past a hold's deadline before a pending checkout counts as abandoned, and before
+		 * a cancel's listed release is repeated.
+		 */
 		reconcileGraceMs: readInt(env, "RECONCILE_GRACE_MS", 5000, 0, 600000),
 		/** Tickets in one order (pretix defaults to 10, alf.io to 5). */
 		maxTicketsPerOrder: readInt(env, "MAX_TICKETS_PER_ORDER", 10, 1, 1000),

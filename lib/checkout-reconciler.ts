@@ -134,8 +134,11 @@ export async function reconcileCheckouts(host: ReconcilerHost): Promise<void> {
 		if (decided) await host.side.open_checkouts.removeById(checkout._id);
 		else await reconcilePending(host, checkout._id, checkout.showID);
 	}
+	// A release listed within the grace belongs to a cancel still under way, or one whose entry
+	// goes with the next housekeeping removal (STORE_CLEANUP_DELAY_MS): not ours to repeat yet.
+	const listedBefore = Date.now() - host.settings.reconcileGraceMs;
 	const releases = await host.side.seat_releases.find<TodoDoc>({}, RECONCILE_BATCH);
-	for (const release of releases) {
+	for (const release of releases.filter(r => r.at < listedBefore)) {
 		const canceled = await host.side.reservation_states.findById(`${release._id}:canceled`);
 		if (canceled) await releaseCanceledSeats(host, release._id, release.showID);
 		// A cancel that died between listing its release and recording itself did not
