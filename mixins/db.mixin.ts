@@ -34,6 +34,11 @@ export interface DbMixinOptions {
 	 * `SideCollection`). Reached as `this.side[name]`.
 	 */
 	sideCollections?: string[];
+	/**
+	 * Fields to index in side collections, on MongoDB (NeDB scans them in memory). A query by
+	 * one of them reads all of a show's records at once (lib/settled-records.ts).
+	 */
+	sideIndexes?: Record<string, string[]>;
 }
 
 /**
@@ -463,9 +468,12 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 					: nedbCollection(adapter.db as NeDbDatastore)
 			};
 			for (const name of options.sideCollections ?? []) {
-				if (adapter.collection && mongoDb?.collection)
-					this.side[name] = mongoSideCollection(mongoDb.collection(name));
-				else
+				if (adapter.collection && mongoDb?.collection) {
+					const collection = mongoDb.collection(name);
+					for (const field of options.sideIndexes?.[name] ?? [])
+						await collection.createIndex({ [field]: 1 });
+					this.side[name] = mongoSideCollection(collection);
+				} else
 					this.side[name] = await nedbSideCollection(
 						this.storeFolder
 							? path.join(this.storeFolder as string, `${name}.db`)

@@ -74,6 +74,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 			collection: "shows",
 			indexes: [{ fields: { nextExpiry: 1 } }],
 			sideCollections: ["show_sales", "show_releases"],
+			sideIndexes: { show_sales: ["showID"], show_releases: ["showID"] },
 			seed: seedShows
 		}),
 		createMetricsMixin([

@@ -89,6 +89,11 @@ it("stores the seed shows with their original ids as ObjectIds, with the indexes
 			Object.keys(i.key).join(",")
 		);
 		expect(reservationIndexes).toEqual(expect.arrayContaining(["showID"]));
+		// A shows node reads all of a show's sales and releases at once (lib/settled-records.ts).
+		for (const records of [stores.showSales, stores.showReleases])
+			expect((await records.indexes()).map(i => Object.keys(i.key).join(","))).toContain(
+				"showID"
+			);
 	} finally {
 		await stores.close();
 	}
