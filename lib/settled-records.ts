@@ -53,6 +53,8 @@ export function createSettledRecords(
 	/** The version loaded by each write in progress (one at a time per show). */
 	const writing = new Map<string, number>();
 	let held = 0;
+	/** Shows with more records than the budget: always looked up, never read whole again. */
+	const tooMany = new Set<string>();
 
 	const forget = (showID: string) => {
 		const show = known.get(showID);
@@ -87,7 +89,10 @@ export function createSettledRecords(
 			sales.find<SeatRecord>({ showID }, options.maxRecords + 1),
 			releases.find<SeatRecord>({ showID }, options.maxRecords + 1)
 		]);
-		if (sold.length + released.length > options.maxRecords) return null;
+		if (sold.length + released.length > options.maxRecords) {
+			tooMany.add(showID);
+			return null;
+		}
 		const show: KnownShow = {
 			version,
 			sold: new Map(sold.map(r => [r._id, r.count])),
@@ -131,7 +136,7 @@ export function createSettledRecords(
 
 		async find(showID, holdId) {
 			const version = writing.get(showID);
-			if (version === undefined) return lookUp(showID, holdId);
+			if (version === undefined || tooMany.has(showID)) return lookUp(showID, holdId);
 			let show = known.get(showID);
 			if (show) {
 				known.delete(showID);

@@ -3,7 +3,7 @@
  * on-sale most checkouts are for sold-out shows, and through moleculer-web each costs several
  * times a refusal here: the body parser, the route and its middlewares, a broker call and an error
  * with its stack. The store still decides every booking: only a show that this node's fresh list
- * shows with no seat left is refused here (`knownSoldOut`).
+ * shows with no seat left is refused here (`isKnownSoldOut`).
  *
  * Only a plain checkout takes this path: `POST /reserve` without a query string or an
  * Idempotency-Key (a replay must get its first answer), with an unencoded UTF-8 JSON or form body
