@@ -65,7 +65,9 @@ export function createRemoveBatcher(
 	return id => {
 		if (!gathering || gathering.ids.length >= MAX_BATCH) {
 			const ids: string[] = [];
-			const removed = new Promise<void>(resolve => setTimeout(resolve, lingerMs)).then(() => {
+			const removed = new Promise<void>(resolve =>
+				setTimeout(resolve, lingerMs).unref()
+			).then(() => {
 				if (gathering?.ids === ids) gathering = null;
 				return queue.push("remove", ids);
 			});
