@@ -138,7 +138,7 @@ export async function reconcileCheckouts(host: ReconcilerHost): Promise<void> {
 	// goes with the next housekeeping removal (STORE_CLEANUP_DELAY_MS): not ours to repeat yet.
 	const listedBefore = Date.now() - host.settings.reconcileGraceMs;
 	const releases = await host.side.seat_releases.find<TodoDoc>({}, RECONCILE_BATCH);
-	for (const release of releases.filter(r => r.at < listedBefore)) {
+	for (const release of releases.filter(r => r.at <= listedBefore)) {
 		const canceled = await host.side.reservation_states.findById(`${release._id}:canceled`);
 		if (canceled) await releaseCanceledSeats(host, release._id, release.showID);
 		// A cancel that died between listing its release and recording itself did not

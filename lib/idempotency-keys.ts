@@ -69,6 +69,7 @@ export async function purgeExpiredKeys(
 		{ createdAt: { $lt: Date.now() - windowMs } },
 		batch
 	);
-	for (const doc of expired) await keys.removeById(doc._id);
+	// Together, so that group commit removes the batch in one store write.
+	await Promise.all(expired.map(doc => keys.removeById(doc._id)));
 	return expired.length;
 }

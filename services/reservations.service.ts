@@ -79,7 +79,9 @@ const ReservationsService: ServiceSchema<
 				"open_checkouts",
 				"seat_releases",
 				"idempotency_keys"
-			]
+			],
+			// The reconciler's purge of expired keys asks by age.
+			sideIndexes: { idempotency_keys: ["createdAt"] }
 		}),
 		createMetricsMixin([
 			{ name: CANCELLATIONS, description: "Reservations canceled" },

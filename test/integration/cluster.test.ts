@@ -4,7 +4,7 @@
  */
 import { ObjectId } from "mongodb";
 import type { ServiceBroker } from "moleculer";
-import { freePort } from "../../scripts/servers";
+import net from "node:net";
 import { counterOnNode, openStores, operatorNode } from "../support/probe";
 import { startCluster, waitForHealthy, type Cluster } from "../support/system";
 
@@ -30,10 +30,21 @@ async function getJson(path: string) {
 }
 
 /** Metrics ports of a group's instances: a block of its own, one port per worker. */
-async function metricsPortBlock(): Promise<number> {
+/**
+ * A base port whose next `size` ports are all free, below the ephemeral range (32768 up on Linux):
+ * there no outgoing connection of a test running beside this one can take a port meanwhile.
+ */
+async function metricsPortBlock(size = 4): Promise<number> {
+	const bindable = (port: number) =>
+		new Promise<boolean>(resolve => {
+			const server = net.createServer();
+			server.once("error", () => resolve(false));
+			server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+		});
 	for (;;) {
-		const base = await freePort();
-		if (base < 65000) return base;
+		const base = 20000 + Math.floor(Math.random() * 12000);
+		const ports = Array.from({ length: size }, (_, i) => base + i);
+		if ((await Promise.all(ports.map(bindable))).every(Boolean)) return base;
 	}
 }
 
@@ -89,6 +100,11 @@ it("stores the seed shows with their original ids as ObjectIds, with the indexes
 			Object.keys(i.key).join(",")
 		);
 		expect(reservationIndexes).toEqual(expect.arrayContaining(["showID"]));
+		const keyIndexes = await stores.client
+			.db(`${cluster.env.MONGO_DB_PREFIX ?? ""}reservations`)
+			.collection("idempotency_keys")
+			.indexes();
+		expect(keyIndexes.map(i => Object.keys(i.key).join(","))).toContain("createdAt");
 		// A shows node reads all of a show's sales and releases at once (lib/settled-records.ts).
 		for (const records of [stores.showSales, stores.showReleases])
 			expect((await records.indexes()).map(i => Object.keys(i.key).join(","))).toContain(
