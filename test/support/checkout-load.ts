@@ -28,6 +28,9 @@ export interface LoadOptions {
 
 export const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
 
+/** How long a settled state must last: past a step's timeout in these tests (3 s). */
+const LATE_STEP_MS = 4000;
+
 export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 	const concurrency = options.concurrency ?? 16;
 	const clientTimeoutMs = options.clientTimeoutMs ?? 30000;
@@ -84,16 +87,24 @@ export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 		return answers;
 	}
 
-	/** Waits until no checkout is pending and no hold is unconfirmed: everything has settled. */
+	/**
+	 * Waits until no checkout is pending and no hold is unconfirmed: everything has settled. Settled
+	 * means so twice, a few seconds apart: a step that a fault delayed (a request buffered by a NATS
+	 * client while it reconnected) may still open a checkout after its client had its answer.
+	 */
 	async function settle(extraMs = 30000) {
 		const stores = await openStores(cluster);
 		try {
 			const deadline = Date.now() + options.holdTtlS * 1000 + extraMs;
+			let settledSince: number | null = null;
 			for (;;) {
 				const pending = await stores.openCheckouts.countDocuments({});
 				const unreleased = await stores.seatReleases.countDocuments({});
 				const shows = await stores.shows.find({ nextExpiry: { $ne: null } }).toArray();
-				if (pending === 0 && unreleased === 0 && shows.length === 0) return;
+				if (pending === 0 && unreleased === 0 && shows.length === 0) {
+					settledSince ??= Date.now();
+					if (Date.now() - settledSince >= LATE_STEP_MS) return;
+				} else settledSince = null;
 				if (Date.now() > deadline)
 					throw new Error(
 						`not settled: ${pending} pending, ${unreleased} unreleased, ${shows.length} shows with holds`
