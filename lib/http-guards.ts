@@ -66,9 +66,11 @@ function refuseAtTheDoor(res: ServerResponse, status: number, message: string, t
 		408: "RequestTimeout",
 		413: "PayloadTooLarge"
 	};
-	res.setHeader("Content-Type", "application/json; charset=utf-8");
-	res.writeHead(status);
-	res.end(JSON.stringify({ name: names[status] ?? "Error", message, code: status, type }));
+	writeJson(
+		res,
+		status,
+		JSON.stringify({ name: names[status] ?? "Error", message, code: status, type })
+	);
 }
 
 /** How long a client that is still sending gets to read our answer before the connection goes. */
