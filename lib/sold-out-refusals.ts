@@ -69,21 +69,25 @@ function readBody(req: IncomingMessage, done: (body: Buffer) => void): void {
 	req.once("end", () => done(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
 }
 
+/** The body's fields as the route's parser gives them, or null if it refuses them (422). */
+function parsedCheckout(type: string, text: string): Record<string, unknown> | null {
+	try {
+		return parseCheckoutParams(type, text);
+	} catch {
+		return null;
+	}
+}
+
 /** The checkout's parameters if they are valid, else null (moleculer-web answers those). */
 function validCheckout(
 	door: SoldOutDoor,
 	type: string,
-	text: string
+	fields: Record<string, unknown>
 ): { showID: string; count: number } | null {
-	let params: Record<string, unknown>;
-	try {
-		params = parseCheckoutParams(type, text);
-	} catch {
-		return null;
-	}
+	// A copy: the check normalises and trims, and the route must get the fields as they came.
+	const params = { ...fields };
 	normaliseCheckoutParams(type, params);
-	if (door.validate(params) !== true) return null;
-	return params as { showID: string; count: number };
+	return door.validate(params) === true ? (params as { showID: string; count: number }) : null;
 }
 
 /**
@@ -135,13 +139,16 @@ export function refuseKnownSoldOut(
 			return bodyReadFailed(err, req, res, e => refuse("invalid", e as Error));
 		}
 		const text = body.toString("utf8");
-		const checkout = validCheckout(door, type, text);
+		const fields = parsedCheckout(type, text);
+		const checkout = fields && validCheckout(door, type, fields);
 		if (
 			!checkout ||
 			checkout.count > door.maxTicketsPerOrder ||
 			!isKnownSoldOut(door.cache, door.ttlMs, checkout.showID)
 		) {
-			req.body = text;
+			// Parsed once: the route's parser leaves a body that is no longer text alone. One
+			// that did not parse goes on as text, for the parser to refuse in its own words.
+			req.body = fields ?? text;
 			return next();
 		}
 		countAgainstRateLimit(door.rateLimit, req, res, withinLimit => {
