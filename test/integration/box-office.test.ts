@@ -8,7 +8,7 @@ import http from "node:http";
 import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { launchChromium } from "../support/browser";
-import { httpCall, jsonBody } from "../support/http";
+import { bookThroughGateway, httpCall, jsonBody } from "../support/http";
 import { startCluster, waitForHealthy, type Cluster, type NodeHandle } from "../support/system";
 
 const ROCK = "5b805a00297ae6047030f2e0";
@@ -66,17 +66,9 @@ const expectStatus = (page: Page, text: RegExp) =>
 const expectProblem = (page: Page, text: RegExp) =>
 	page.locator("#problem").filter({ hasText: text }).waitFor({ timeout: 20000 });
 
-/** Books through the API (another customer). */
-async function bookViaApi(showID: string, count: number) {
-	const answer = await httpCall(
-		cluster.baseUrl,
-		"POST",
-		"/reserve",
-		jsonBody({ name: "Other", count, showID })
-	);
-	expect(answer.status).toBe(201);
-	return answer.body._id as string;
-}
+/** Books through the gateway, as another customer. */
+const bookViaApi = (showID: string, count: number) =>
+	bookThroughGateway(cluster.baseUrl, showID, count, "Other");
 
 /** Every POST /reserve the page sends, with its Idempotency-Key. */
 function recordOrders(page: Page): string[] {

@@ -4,7 +4,7 @@
  * client resume; heartbeats; a cap per node answered with 503; streams end cleanly on shutdown.
  */
 import { freePort } from "../../scripts/servers";
-import { httpCall, jsonBody } from "../support/http";
+import { bookThroughGateway, httpCall } from "../support/http";
 import { openEvents, type SseFrame, type SseReader } from "../support/sse";
 import { startCluster, waitForHealthy, type Cluster, type NodeHandle } from "../support/system";
 
@@ -27,16 +27,9 @@ async function open(baseUrl: string, headers: Record<string, string> = {}) {
 	return reader;
 }
 
-async function book(showID: string, count: number) {
-	const answer = await httpCall(
-		cluster.baseUrl,
-		"POST",
-		"/reserve",
-		jsonBody({ name: "Stream Watcher", count, showID })
-	);
-	expect(answer.status).toBe(201);
-	return answer.body._id as string;
-}
+/** Books through the gateway, as another customer. */
+const book = (showID: string, count: number) =>
+	bookThroughGateway(cluster.baseUrl, showID, count, "Stream Watcher");
 
 beforeAll(async () => {
 	cluster = await startCluster({

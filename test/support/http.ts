@@ -29,3 +29,16 @@ export const jsonBody = (body: unknown, headers: Record<string, string> = {}): R
 	body: JSON.stringify(body),
 	headers: { "content-type": "application/json", ...headers }
 });
+
+/** Books `count` seats of a show through the gateway as a customer would: the reservation id. */
+export async function bookThroughGateway(
+	baseUrl: string,
+	showID: string,
+	count: number,
+	name: string
+): Promise<string> {
+	const answer = await httpCall(baseUrl, "POST", "/reserve", jsonBody({ name, count, showID }));
+	if (answer.status !== 201)
+		throw new Error(`booking answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+	return answer.body._id as string;
+}

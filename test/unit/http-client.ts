@@ -5,25 +5,19 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import type { ServiceBroker } from "moleculer";
+import { httpCall, type Answer } from "../support/http";
 
 export function baseUrlOf(broker: ServiceBroker): string {
 	const api = broker.getLocalService("api") as unknown as { server: Server };
 	return `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
 }
 
-export async function request(
+/** One request to a full URL; the answer read as JSON when it is JSON (test/support/http.ts). */
+export function request(
 	url: string,
 	init: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array } = {}
-): Promise<{ status: number; headers: Headers; body: any }> {
-	const res = await fetch(url, init);
-	const text = await res.text();
-	let body: unknown = text;
-	try {
-		body = JSON.parse(text);
-	} catch {
-		// not JSON: keep the text
-	}
-	return { status: res.status, headers: res.headers, body };
+): Promise<Answer> {
+	return httpCall("", init.method ?? "GET", url, init);
 }
 
 export function postJson(base: string, body: unknown, headers: Record<string, string> = {}) {
