@@ -62,7 +62,11 @@ beforeAll(async () => {
 			env: { METRICS_PORT: String(metricsBase[services]) }
 		});
 	}
-	await waitForHealthy(cluster.baseUrl, cluster.nodes[2], 60000);
+	// Not healthy in time: every node's last output, so that the cause shows in the log.
+	await waitForHealthy(cluster.baseUrl, cluster.nodes[2], 60000).catch(err => {
+		for (const node of cluster.nodes) console.log(node.output().slice(-2500));
+		throw err;
+	});
 	operator = await operatorNode(cluster);
 	// Wait until every instance has joined, so the balancer sees the whole cluster.
 	for (let i = 0; i < 100; i++) {
