@@ -5,6 +5,7 @@
  */
 import { freePort } from "../../scripts/servers";
 import { bookThroughGateway, httpCall } from "../support/http";
+import { operatorNode } from "../support/probe";
 import { openEvents, type SseFrame, type SseReader } from "../support/sse";
 import { startCluster, waitForHealthy, type Cluster, type NodeHandle } from "../support/system";
 
@@ -36,13 +37,35 @@ beforeAll(async () => {
 		mongo: false,
 		env: { EVENTS_MAX_STREAMS: String(MAX_STREAMS), EVENTS_HEARTBEAT_MS: "300" }
 	});
-	await cluster.add({ services: "shows,reservations" });
-	await cluster.add({ services: "api" });
+	await cluster.add({ services: "shows,reservations", env: { NODE_ID: "store" } });
+	await cluster.add({ services: "api", env: { NODE_ID: "gateway-a" } });
 	const portB = await freePort();
 	baseB = `http://127.0.0.1:${portB}`;
-	gatewayB = await cluster.add({ services: "api", env: { PORT: String(portB) } });
+	gatewayB = await cluster.add({
+		services: "api",
+		env: { PORT: String(portB), NODE_ID: "gateway-b" }
+	});
 	await waitForHealthy(cluster.baseUrl, cluster.nodes[1]);
 	await waitForHealthy(baseB, gatewayB);
+	// A gateway is healthy once it knows the store; the store broadcasts seat changes only to
+	// the nodes it knows, so wait until it has heard of both gateways too.
+	const operator = await operatorNode(cluster);
+	try {
+		for (
+			let known: string[] = [];
+			!["gateway-a", "gateway-b"].every(id => known.includes(id));
+		) {
+			const nodes = await operator.call<{ id: string; available: boolean }[], object>(
+				"$node.list",
+				{ onlyAvailable: true },
+				{ nodeID: "store" }
+			);
+			known = nodes.map(n => n.id);
+			await new Promise(resolve => setTimeout(resolve, 100));
+		}
+	} finally {
+		await operator.stop();
+	}
 }, 120000);
 
 afterEach(() => {
