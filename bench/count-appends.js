@@ -2,7 +2,7 @@
  * Preloaded into a system process (`node --require bench/count-appends.js`) by
  * bench/writes-per-pair.js: counts the file appends the embedded stores make, per file. NeDB's
  * appends (each insert, update or removal, or each batch of them) go through
- * `fs.promises.appendFile`, or through a kept-open handle's `appendFile` (lib/nedb-appender.ts):
+ * `fs.promises.appendFile`, or through a kept-open handle's `appendFile` (lib/store/nedb-appender.ts):
  * an append is one durable store write. SIGUSR2 writes the counts so far to APPEND_COUNTS_FILE.
  */
 "use strict";

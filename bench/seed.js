@@ -1,7 +1,7 @@
 /**
  * Prepares an embedded shows store with many shows before the system starts, by writing the NeDB
  * file directly: DATA_DIR/shows/shows.db, one JSON document per line, in the shape that
- * lib/show-store.ts (seedShows) gives the service's own seed documents. The three demo shows are
+ * lib/shows/show-store.ts (seedShows) gives the service's own seed documents. The three demo shows are
  * always among them (with their original ids, so they sort first), so the store holds exactly
  * `count` shows and the service, finding it non-empty, seeds nothing.
  */

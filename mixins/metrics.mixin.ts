@@ -4,16 +4,9 @@
  * metrics are off.
  */
 import type { ServiceSchema } from "moleculer";
+import type { CounterSpec, MetricsMethods } from "../lib/shared/metrics";
 
-export interface CounterSpec {
-	name: string;
-	description: string;
-	labelNames?: string[];
-}
-
-export interface MetricsMethods {
-	countMetric(name: string, labels?: Record<string, string>, value?: number): void;
-}
+export type { CounterSpec, MetricsMethods };
 
 export function createMetricsMixin(counters: CounterSpec[]): Partial<ServiceSchema> {
 	return {

@@ -1,29 +1,33 @@
 /**
  * `api` is the only door for clients: a moleculer-web gateway that serves exactly the routes of
- * shared/CONTRACT.md and orchestrates the checkout (lib/checkout-saga.ts), so that no client has to.
- * Every request passes its front door first (lib/front-door.ts, with the HTTP guards of
- * lib/http-guards.ts); its cached show list lives in lib/show-list-cache.ts, the reads from it in
- * lib/show-reads.ts.
+ * shared/CONTRACT.md and orchestrates the checkout (lib/checkout/checkout-saga.ts), so that no client has to.
+ * Every request passes its front door first (lib/gateway/front-door.ts, with the HTTP guards of
+ * lib/gateway/http-guards.ts); its cached show list lives in lib/gateway/show-list-cache.ts, the reads from it in
+ * lib/gateway/show-reads.ts.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
-import { appConfig } from "../moleculer.config";
-import { reservationNotFound } from "../lib/errors";
-import { acceptPageQuery, sendErrorAnswer, type RequestWithParams } from "../lib/http-guards";
+import { appConfig } from "../lib/shared/config";
+import { reservationNotFound } from "../lib/shared/errors";
+import {
+	acceptPageQuery,
+	sendErrorAnswer,
+	type RequestWithParams
+} from "../lib/gateway/http-guards";
 import {
 	CHECKOUT_PARAMS,
 	CHECKOUTS,
 	checkoutRoute,
 	GATEWAY_CALL_OPTIONS
-} from "../lib/checkout-route";
-import { openFrontDoor, type FrontDoor } from "../lib/front-door";
+} from "../lib/gateway/checkout-route";
+import { openFrontDoor, type FrontDoor } from "../lib/gateway/front-door";
 import {
 	runCheckout,
 	type BookingAnswer,
 	type CheckoutMeta,
 	type CheckoutParams
-} from "../lib/checkout-saga";
+} from "../lib/checkout/checkout-saga";
 import {
 	createShowListCache,
 	forgetShows,
@@ -31,15 +35,15 @@ import {
 	knownSoldOut,
 	patchShow,
 	type ShowListCache
-} from "../lib/show-list-cache";
-import { DEFAULT_PAGE, readActions, type ReadMeta } from "../lib/show-reads";
-import { openApiDocument } from "../lib/openapi";
-import { assetOptions, publicFolder } from "../lib/box-office";
-import { createEventStream, eventsRoute, type EventStream } from "../lib/event-stream";
+} from "../lib/gateway/show-list-cache";
+import { DEFAULT_PAGE, readActions, type ReadMeta } from "../lib/gateway/show-reads";
+import { openApiDocument } from "../lib/gateway/openapi";
+import { assetOptions, publicFolder } from "../lib/gateway/box-office";
+import { createEventStream, eventsRoute, type EventStream } from "../lib/gateway/event-stream";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
-import type { PublicShow, Reservation, ShowState } from "../lib/types";
+import type { PublicShow, Reservation, ShowState } from "../lib/shared/types";
 
-export type { BookingAnswer } from "../lib/checkout-saga";
+export type { BookingAnswer } from "../lib/checkout/checkout-saga";
 
 interface ApiSettings extends ServiceSettingSchema {
 	maxTicketsPerOrder: number;
@@ -243,7 +247,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 	},
 
 	methods: {
-		/** Every request passes the front door (lib/front-door.ts) before moleculer-web routes it. */
+		/** Every request passes the front door (lib/gateway/front-door.ts) before moleculer-web routes it. */
 		httpHandler(req: IncomingMessage, res: ServerResponse, next: () => void) {
 			return this.frontDoor.pass(req, res, next);
 		}

@@ -3,26 +3,22 @@
  *
  * A reservation's `_id` is its checkout id, so creating it twice for one checkout is impossible on
  * every store (the primary key is unique): a retried or duplicated step finds the first one.
- * Nothing is updated in place: a reservation is insert-only facts (lib/reservation-facts.ts). A
- * reconciler on every instance finishes what a dead orchestrator left (lib/checkout-reconciler.ts).
+ * Nothing is updated in place: a reservation is insert-only facts (lib/reservations/reservation-facts.ts). A
+ * reconciler on every instance finishes what a dead orchestrator left (lib/checkout/checkout-reconciler.ts).
  */
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
-import { appConfig } from "../moleculer.config";
-import {
-	createDbMixin,
-	defaultStoreSettings,
-	type DbMethods,
-	type StoreAdapter
-} from "../mixins/db.mixin";
+import { appConfig } from "../lib/shared/config";
+import { createDbMixin, defaultStoreSettings } from "../mixins/db.mixin";
+import type { DbMethods, StoreAdapter } from "../lib/store/store-api";
 import {
 	checkoutFailed,
 	idempotencyKeyReused,
 	notCancelable,
 	reservationNotFound
-} from "../lib/errors";
-import { atMostChars } from "../lib/text";
-import { claimKey, keyWindowMs, type IdempotencyKeyDoc } from "../lib/idempotency-keys";
-import type { Reservation, ReservationDoc } from "../lib/types";
+} from "../lib/shared/errors";
+import { atMostChars } from "../lib/shared/text";
+import { claimKey, keyWindowMs, type IdempotencyKeyDoc } from "../lib/checkout/idempotency-keys";
+import type { Reservation, ReservationDoc } from "../lib/shared/types";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import {
 	createReservationFacts,
@@ -30,7 +26,7 @@ import {
 	type BookingDoc,
 	type FactCollections,
 	type ReservationFacts
-} from "../lib/reservation-facts";
+} from "../lib/reservations/reservation-facts";
 import {
 	reconcileCheckouts,
 	listSeatRelease,
@@ -39,7 +35,7 @@ import {
 	RECONCILED_COUNTER,
 	type ReconcilerHost,
 	type ReconcilerSettings
-} from "../lib/checkout-reconciler";
+} from "../lib/checkout/checkout-reconciler";
 
 interface ReservationsSettings extends ServiceSettingSchema, ReconcilerSettings {
 	sweepIntervalMs: number;
@@ -144,7 +140,7 @@ const ReservationsService: ServiceSchema<
 		},
 
 		/**
-		 * The checkout an Idempotency-Key names (lib/idempotency-keys.ts): this request's new one
+		 * The checkout an Idempotency-Key names (lib/checkout/idempotency-keys.ts): this request's new one
 		 * if the key is new, else the first request's. `legacyId` is the id older versions derived
 		 * from the key, so that their bookings still replay.
 		 */

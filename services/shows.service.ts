@@ -3,28 +3,23 @@
  *
  * A show's document holds only what a write needs: house size, counters, and the checkouts in
  * flight. Sold seats are a counter in it and one insert-once record per checkout beside it
- * (`show_sales`, `show_releases`), so the document does not grow with sales. See lib/show-seats.ts
+ * (`show_sales`, `show_releases`), so the document does not grow with sales. See lib/shows/show-seats.ts
  * for how a checkout's seats move through the document and out of it.
  *
  * Every write to a show goes to one node (the `Shard` strategy keyed by show id) and is serialised
  * there per show; changes that arrive meanwhile are applied together and stored in one write (group
  * commit). Each write carries a version check, and on MongoDB-wire stores a unique-insert claim of
  * the new version, as a second guard. See README "Seat safety". The store access is
- * lib/show-store.ts; the operators' actions are lib/show-operations.ts.
+ * lib/shows/show-store.ts; the operators' actions are lib/shows/show-operations.ts.
  */
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
-import { appConfig } from "../moleculer.config";
-import {
-	createDbMixin,
-	defaultStoreSettings,
-	type DbMethods,
-	type SideCollection,
-	type StoreAdapter
-} from "../mixins/db.mixin";
-import { releaseHold, sellHold, takeHold } from "../lib/seat-changes";
-import type { ShowWriter } from "../lib/show-writer";
+import { appConfig } from "../lib/shared/config";
+import { createDbMixin, defaultStoreSettings } from "../mixins/db.mixin";
+import type { DbMethods, SideCollection, StoreAdapter } from "../lib/store/store-api";
+import { releaseHold, sellHold, takeHold } from "../lib/shows/seat-changes";
+import type { ShowWriter } from "../lib/shows/show-writer";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
-import { toPublicShow } from "../lib/show-seats";
+import { toPublicShow } from "../lib/shows/show-seats";
 import {
 	BY_SHOW,
 	createStoreWriter,
@@ -35,11 +30,11 @@ import {
 	migrateShows,
 	seedShows,
 	SHOW_ID
-} from "../lib/show-store";
-import { operatorActions } from "../lib/show-operations";
-import type { HoldState, HoldView, PublicShow, ShowState } from "../lib/types";
+} from "../lib/shows/show-store";
+import { operatorActions } from "../lib/shows/show-operations";
+import type { HoldState, HoldView, PublicShow, ShowState } from "../lib/shared/types";
 
-export { SEED_SHOWS } from "../lib/show-store";
+export { SEED_SHOWS } from "../lib/shows/show-store";
 
 interface ShowsSettings extends ServiceSettingSchema {
 	holdTtlSeconds: number;

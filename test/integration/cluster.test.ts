@@ -109,7 +109,7 @@ it("stores the seed shows with their original ids as ObjectIds, with the indexes
 			.collection("idempotency_keys")
 			.indexes();
 		expect(keyIndexes.map(i => Object.keys(i.key).join(","))).toContain("createdAt");
-		// A shows node reads all of a show's sales and releases at once (lib/settled-records.ts).
+		// A shows node reads all of a show's sales and releases at once (lib/shows/settled-records.ts).
 		for (const records of [stores.showSales, stores.showReleases])
 			expect((await records.indexes()).map(i => Object.keys(i.key).join(","))).toContain(
 				"showID"

@@ -51,7 +51,7 @@ function storeFiles(): string[] {
 
 /**
  * The shows as listed and every store file's size, once the stores are at rest: a booking's sale
- * is settled by a write just after its answer (lib/show-seats.ts), which is not the next request's.
+ * is settled by a write just after its answer (lib/shows/show-seats.ts), which is not the next request's.
  */
 async function state() {
 	let stores = storeFiles();

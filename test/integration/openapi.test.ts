@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import Ajv from "ajv";
 import type { ValidateFunction } from "ajv";
-import type { OpenApiDocument } from "../../lib/openapi";
+import type { OpenApiDocument } from "../../lib/gateway/openapi-types";
 import { freePort } from "../../scripts/servers";
 import { httpCall, jsonBody, type Answer } from "../support/http";
 import { openEvents } from "../support/sse";

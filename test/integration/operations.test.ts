@@ -184,7 +184,7 @@ it("health is 503 with Retry-After while shows is down, checkouts get 503 at onc
 
 it("rate-limits checkouts per client with 429 and Retry-After, but not reads or health", async () => {
 	// The list is warm, so checkouts of the sold-out rally are refused at the gateway's front
-	// door (lib/sold-out-refusals.ts): they count against the limit all the same.
+	// door (lib/gateway/sold-out-refusals.ts): they count against the limit all the same.
 	const read = await fetch(`${cluster.baseUrl}/`, { headers: { origin: ALLOWED_ORIGIN } });
 	expect(read.headers.get("access-control-allow-origin")).toBe(ALLOWED_ORIGIN);
 	const answers: Response[] = [];

@@ -52,7 +52,7 @@ export async function openStores(cluster: Cluster) {
 		},
 		/**
 		 * A show's document and the checkouts whose seats it counts as sold: settled sales not
-		 * given back, plus confirmed holds still in the document (see lib/show-seats.ts).
+		 * given back, plus confirmed holds still in the document (see lib/shows/show-seats.ts).
 		 */
 		async seatsOf(showID: string) {
 			const show = await stores.shows.findOne({ _id: new ObjectId(showID) });

@@ -4,8 +4,8 @@
  */
 import type { ServiceBroker } from "moleculer";
 import { SEED_SHOWS } from "../../services/shows.service";
-import { createShowListCache } from "../../lib/show-list-cache";
-import { firstPageAnswer } from "../../lib/show-reads";
+import { createShowListCache } from "../../lib/gateway/show-list-cache";
+import { firstPageAnswer } from "../../lib/gateway/show-reads";
 import {
 	apiSchema,
 	createShow,

@@ -1,14 +1,14 @@
 /**
- * lib/event-stream.ts over a real HTTP server: snapshot first, numbered changes, replay after
+ * lib/gateway/event-stream.ts over a real HTTP server: snapshot first, numbered changes, replay after
  * Last-Event-ID, a snapshot when the id is too old or foreign, heartbeats, the stream cap, resync
  * and shutdown.
  */
 import http from "node:http";
 import { Errors } from "moleculer";
 import type { AddressInfo } from "node:net";
-import { createEventStream, type EventStream } from "../../lib/event-stream";
-import { describeError } from "../../lib/http-errors";
-import type { PublicShow } from "../../lib/types";
+import { createEventStream, type EventStream } from "../../lib/gateway/event-stream";
+import { describeError } from "../../lib/gateway/http-errors";
+import type { PublicShow } from "../../lib/shared/types";
 import { openEvents, type SseFrame, type SseReader } from "../support/sse";
 
 const show = (id: string, reserved: number): PublicShow => ({

@@ -1,5 +1,5 @@
 import { Errors } from "moleculer";
-import { describeError } from "../../lib/http-errors";
+import { describeError } from "../../lib/gateway/http-errors";
 import {
 	checkoutFailed,
 	holdExpired,
@@ -9,7 +9,7 @@ import {
 	showNotFound,
 	storeConflict,
 	tooManyTickets
-} from "../../lib/errors";
+} from "../../lib/shared/errors";
 
 /** An error as body-parser (through http-errors) makes it. */
 function bodyParserError(message: string, status: number, type: string) {

@@ -4,9 +4,9 @@
  * records older than the window are removed. Also: NATS credentials in the configuration.
  */
 import type { ServiceBroker } from "moleculer";
-import type { SideCollection } from "../../mixins/db.mixin";
-import { claimKey, type IdempotencyKeyDoc } from "../../lib/idempotency-keys";
-import { ConfigError, loadAppConfig } from "../../moleculer.config";
+import type { SideCollection } from "../../lib/store/store-api";
+import { claimKey, type IdempotencyKeyDoc } from "../../lib/checkout/idempotency-keys";
+import { ConfigError, loadAppConfig } from "../../lib/shared/config";
 import { newId, reservationsSchema, settle, showsSchema, startBroker } from "./helpers";
 
 const HOUR = 60 * 60 * 1000;

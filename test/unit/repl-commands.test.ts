@@ -4,8 +4,8 @@
  * action on an in-process broker with the real services, with the console captured.
  */
 import type { ServiceBroker } from "moleculer";
-import { replCommands } from "../../lib/repl-commands";
-import type { Reservation } from "../../lib/types";
+import { replCommands } from "../../lib/operations/repl-commands";
+import type { Reservation } from "../../lib/shared/types";
 import { apiSchema, reservationsSchema, showsSchema, startBroker } from "./helpers";
 
 const PLAY = "5b805a570cee1505a52bc75d";

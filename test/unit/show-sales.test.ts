@@ -5,10 +5,15 @@
  * that a crash between a record and the document write neither loses nor double-counts seats.
  */
 import type { ServiceBroker } from "moleculer";
-import type { HoldView } from "../../lib/types";
-import { createShowWriter, type ShowStore } from "../../lib/show-writer";
-import { newShowDoc, toPublicShow, type SeatRecord, type ShowDoc } from "../../lib/show-seats";
-import { releaseHold, sellHold, takeHold } from "../../lib/seat-changes";
+import type { HoldView } from "../../lib/shared/types";
+import { createShowWriter, type ShowStore } from "../../lib/shows/show-writer";
+import {
+	newShowDoc,
+	toPublicShow,
+	type SeatRecord,
+	type ShowDoc
+} from "../../lib/shows/show-seats";
+import { releaseHold, sellHold, takeHold } from "../../lib/shows/seat-changes";
 import {
 	createShow,
 	eventually,

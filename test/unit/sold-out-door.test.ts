@@ -1,6 +1,6 @@
 /**
  * Checkouts of a show the gateway knows to be sold out are refused at its front door, before
- * moleculer-web routes them (lib/sold-out-refusals.ts): the same answers as the checkout action
+ * moleculer-web routes them (lib/gateway/sold-out-refusals.ts): the same answers as the checkout action
  * gives, for every kind of body, and anything that is not a plain valid checkout of a sold-out
  * show still goes the whole way.
  */

@@ -4,7 +4,7 @@
  */
 import type { ServiceBroker, ServiceSchema } from "moleculer";
 import { createDbMixin } from "../../mixins/db.mixin";
-import { describeError } from "../../lib/http-errors";
+import { describeError } from "../../lib/gateway/http-errors";
 import { MEMORY_STORE, startBroker } from "./helpers";
 
 function driverError(name: string): Error {

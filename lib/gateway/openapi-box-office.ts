@@ -1,8 +1,8 @@
 /**
  * The OpenAPI paths of the browser-facing routes: the box-office page and its assets, and the
- * event stream of seat changes (lib/event-stream.ts). Merged into lib/openapi.ts's document.
+ * event stream of seat changes (lib/gateway/event-stream.ts). Merged into lib/gateway/openapi.ts's document.
  */
-import type { OpenApiDocument } from "./openapi";
+import type { OpenApiDocument } from "./openapi-types";
 
 const unavailable = { $ref: "#/components/responses/Unavailable" };
 

@@ -6,11 +6,11 @@
  * scanning every reservation, and now and then removes expired Idempotency-Key records.
  */
 import type { Context, ServiceBroker } from "moleculer";
-import type { SideCollection } from "../mixins/db.mixin";
-import type { CounterSpec } from "../mixins/metrics.mixin";
+import type { SideCollection } from "../store/store-api";
+import type { CounterSpec } from "../shared/metrics";
 import { keyWindowMs, purgeExpiredKeys } from "./idempotency-keys";
-import type { ReservationFacts, TodoDoc } from "./reservation-facts";
-import type { HoldState } from "./types";
+import type { ReservationFacts, TodoDoc } from "../reservations/reservation-facts";
+import type { HoldState } from "../shared/types";
 
 export const RECONCILED_COUNTER: CounterSpec = {
 	name: "tickets_checkouts_reconciled_total",

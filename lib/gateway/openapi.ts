@@ -3,92 +3,9 @@
  * routes of shared/CONTRACT.md, nothing else. test/integration/openapi.test.ts checks that every
  * public route is documented and that the answers match their documented schemas.
  */
-import { appConfig } from "../moleculer.config";
+import { appConfig } from "../shared/config";
 import { boxOfficePaths } from "./openapi-box-office";
-
-/** The parts of OpenAPI 3.0 this document uses. */
-export interface SchemaObject {
-	$ref?: string;
-	type?: "object" | "array" | "string" | "integer" | "number" | "boolean";
-	description?: string;
-	enum?: readonly (string | number | boolean)[];
-	format?: string;
-	pattern?: string;
-	minLength?: number;
-	maxLength?: number;
-	minimum?: number;
-	maximum?: number;
-	items?: SchemaObject;
-	properties?: Record<string, SchemaObject>;
-	required?: readonly string[];
-	additionalProperties?: boolean | SchemaObject;
-	example?: unknown;
-}
-
-interface HeaderObject {
-	$ref?: string;
-	description?: string;
-	required?: boolean;
-	schema?: SchemaObject;
-}
-
-interface ParameterObject {
-	$ref?: string;
-	name?: string;
-	in?: "path" | "query" | "header";
-	description?: string;
-	required?: boolean;
-	schema?: SchemaObject;
-	example?: unknown;
-}
-
-interface MediaTypeObject {
-	schema: SchemaObject;
-	example?: unknown;
-}
-
-interface LinkObject {
-	operationId: string;
-	parameters: Record<string, string>;
-	description?: string;
-}
-
-interface ResponseObject {
-	$ref?: string;
-	description?: string;
-	headers?: Record<string, HeaderObject>;
-	content?: Record<string, MediaTypeObject>;
-	links?: Record<string, LinkObject>;
-}
-
-interface OperationObject {
-	operationId: string;
-	summary: string;
-	description?: string;
-	tags?: string[];
-	parameters?: ParameterObject[];
-	requestBody?: {
-		required: boolean;
-		description?: string;
-		content: Record<string, MediaTypeObject>;
-	};
-	responses: Record<string, ResponseObject>;
-}
-
-type Method = "get" | "post" | "delete";
-
-export interface OpenApiDocument {
-	openapi: "3.0.3";
-	info: { title: string; version: string; description?: string };
-	tags?: { name: string; description?: string }[];
-	paths: Record<string, Partial<Record<Method, OperationObject>>>;
-	components: {
-		schemas: Record<string, SchemaObject>;
-		parameters: Record<string, ParameterObject>;
-		headers: Record<string, HeaderObject>;
-		responses: Record<string, ResponseObject>;
-	};
-}
+import type { SchemaObject, MediaTypeObject, OpenApiDocument } from "./openapi-types";
 
 const ref = (kind: "schemas" | "parameters" | "headers" | "responses", name: string) => ({
 	$ref: `#/components/${kind}/${name}`
@@ -104,7 +21,7 @@ const json = (schema: SchemaObject, example?: unknown): Record<string, MediaType
  */
 const JS_SPACE =
 	"\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff";
-/** Control characters (C0, DEL, C1), which a name may not contain (lib/text.ts). */
+/** Control characters (C0, DEL, C1), which a name may not contain (lib/shared/text.ts). */
 const CONTROL = "\\u0000-\\u001f\\u007f-\\u009f";
 const NOT_SPACE = `[^${JS_SPACE}${CONTROL}]`;
 /**

@@ -3,9 +3,15 @@
  * `shows.changed` events, and trusted no longer than a safety TTL in case an event was missed.
  */
 import type { Context } from "moleculer";
-import { notEnoughSeats } from "./errors";
-import type { ReadAnswer } from "./show-reads";
-import type { PublicShow } from "./types";
+import { notEnoughSeats } from "../shared/errors";
+import type { PublicShow } from "../shared/types";
+
+/** A read serialised once: its bytes, ETag and headers (answered by lib/gateway/show-reads.ts). */
+export interface ReadAnswer {
+	body: Buffer;
+	etag: string;
+	headers: Record<string, string>;
+}
 
 /** Shows per `shows.list` call when filling the cache: well inside NATS's 1 MB message limit. */
 const FETCH_PAGE = 5000;
@@ -17,7 +23,7 @@ export interface ShowListCache {
 	/** Bumped by every change event, so a fetch that raced a change is not cached. */
 	generation: number;
 	refreshing: Promise<PublicShow[]> | null;
-	/** Serialised answers (lib/show-reads.ts), dropped whenever what they show changes. */
+	/** Serialised answers (lib/gateway/show-reads.ts), dropped whenever what they show changes. */
 	firstPage: ReadAnswer | null;
 	answers: Map<string, ReadAnswer>;
 	/** The newest document version applied per show, from events and answers. */

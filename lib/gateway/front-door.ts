@@ -1,9 +1,9 @@
 /**
  * The gateway's front door: every request passes it before moleculer-web routes it. It guards and
- * logs (lib/http-guards.ts), gives its own answers the CORS headers moleculer-web would have
- * added, answers warm reads from the cached bytes (lib/show-reads.ts) and refuses checkouts of
- * shows known to be sold out (lib/sold-out-refusals.ts). Node's own refusals (431 headers too
- * large, 400 unparsable request) get a JSON body too (lib/socket-refusals.ts).
+ * logs (lib/gateway/http-guards.ts), gives its own answers the CORS headers moleculer-web would have
+ * added, answers warm reads from the cached bytes (lib/gateway/show-reads.ts) and refuses checkouts of
+ * shows known to be sold out (lib/gateway/sold-out-refusals.ts). Node's own refusals (431 headers too
+ * large, 400 unparsable request) get a JSON body too (lib/gateway/socket-refusals.ts).
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import ApiGateway from "moleculer-web";

@@ -1,12 +1,13 @@
 /**
- * The three moves of a checkout's seats, as changes for the show writer (lib/show-writer.ts): take
+ * The three moves of a checkout's seats, as changes for the show writer (lib/shows/show-writer.ts): take
  * a hold, sell it, give seats back. Each is idempotent by the checkout id, so a retried or
  * duplicated step answers as the first one did and changes nothing.
  */
-import { holdExpired, holdNotFound, idempotencyKeyReused, notEnoughSeats } from "./errors";
+import { holdExpired, holdNotFound, idempotencyKeyReused, notEnoughSeats } from "../shared/errors";
 import { holdView, seatsInDocument, type Hold } from "./show-seats";
-import type { Settled, ShowChange } from "./show-writer";
-import type { HoldState, HoldView } from "./types";
+import type { Settled } from "./settled-records";
+import type { ShowChange } from "./show-writer";
+import type { HoldState, HoldView } from "../shared/types";
 
 /** Looks up a checkout whose seats have left the document (sold, or sold and given back). */
 type FindSettled = (showID: string, holdId: string) => Promise<Settled | null>;

@@ -1,6 +1,6 @@
 /**
  * What this shows node knows of a show's settled checkouts: its sales records and release records
- * (see lib/show-seats.ts). A cancel asks whether a checkout that has left the document was sold and
+ * (see lib/shows/show-seats.ts). A cancel asks whether a checkout that has left the document was sold and
  * whether it was given back already. Asking the store each time cost a scan on FerretDB 1.24
  * (SQLite), whose `_id` index is on another expression than its `_id` lookups, so each cancel grew
  * slower with the sales behind it.
@@ -12,8 +12,15 @@
  * show (its shard moved, or two nodes raced): the show's records are dropped and read again when next
  * needed. Outside a write (operators, the reconciler) the store is asked directly.
  */
-import type { Settled } from "./show-writer";
 import type { SeatRecord } from "./show-seats";
+
+/** A checkout that has left the document: sold (settled), or sold and given back. */
+export interface Settled {
+	id: string;
+	count: number;
+	expiresAt: null;
+	state: "confirmed" | "released";
+}
 
 export interface RecordCollection {
 	insertAllOnce(docs: SeatRecord[]): Promise<void>;

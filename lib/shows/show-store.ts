@@ -5,11 +5,11 @@
  * itself is (its adapter, record collections and the db mixin's methods).
  */
 import crypto from "node:crypto";
-import type { DbMethods, SideCollection, StoreAdapter } from "../mixins/db.mixin";
-import { showNotFound } from "./errors";
+import type { DbMethods, SideCollection, StoreAdapter } from "../store/store-api";
+import { showNotFound } from "../shared/errors";
 import { fromStored, holdView, isExpired, newShowDoc, type ShowDoc } from "./show-seats";
 import { createShowWriter, type ShowStore, type ShowWriter } from "./show-writer";
-import type { HoldState, HoldView } from "./types";
+import type { HoldState, HoldView } from "../shared/types";
 
 export type ShowStoreAccess = Pick<
 	DbMethods,
@@ -101,7 +101,7 @@ async function showIdsWhere(
 }
 
 /**
- * The one path by which a show's document changes (lib/show-writer.ts), over this store; `after`
+ * The one path by which a show's document changes (lib/shows/show-writer.ts), over this store; `after`
  * hears of each write.
  */
 export function createStoreWriter(

@@ -7,7 +7,7 @@
  * The checkout id is random: a key never decides a reservation's id, so knowing or guessing a
  * client's key gives no way to compute the id that reads or cancels its booking.
  */
-import type { SideCollection } from "../mixins/db.mixin";
+import type { SideCollection } from "../store/store-api";
 
 export interface IdempotencyKeyDoc {
 	_id: string;

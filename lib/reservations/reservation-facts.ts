@@ -8,8 +8,8 @@
  *   reconciler reads instead of scanning every reservation.
  * A reservation's status is derived: canceled, else its outcome, else pending.
  */
-import type { SideCollection } from "../mixins/db.mixin";
-import type { Reservation, ReservationDoc } from "./types";
+import type { SideCollection } from "../store/store-api";
+import type { Reservation, ReservationDoc } from "../shared/types";
 
 /** The booking as asked for; written once. */
 export interface BookingDoc {

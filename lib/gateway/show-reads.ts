@@ -13,17 +13,11 @@
 import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "moleculer";
-import { appConfig } from "../moleculer.config";
-import { showNotFound } from "./errors";
+import { appConfig } from "../shared/config";
+import { showNotFound } from "../shared/errors";
 import { SHOW_ID_PATTERN } from "./checkout-route";
-import type { PublicShow } from "./types";
-import { loadShows, type ShowListCache } from "./show-list-cache";
-
-export interface ReadAnswer {
-	body: Buffer;
-	etag: string;
-	headers: Record<string, string>;
-}
+import type { PublicShow } from "../shared/types";
+import { loadShows, type ReadAnswer, type ShowListCache } from "./show-list-cache";
 
 const JSON_TYPE = "application/json; charset=utf-8";
 

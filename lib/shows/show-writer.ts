@@ -1,13 +1,13 @@
 /**
  * The one path by which a show's document changes: per show, serialised, in batches (group
  * commit), with a version check on every write. Each batch first drops expired holds and settles
- * what earlier writes decided (see lib/show-seats.ts), then applies its changes in order. A change
+ * what earlier writes decided (see lib/shows/show-seats.ts), then applies its changes in order. A change
  * that refuses fails alone; the others of its batch still count.
  */
-import { storeConflict } from "./errors";
-import type { ShowState } from "./types";
-import { createBatchQueue, type Outcome } from "./batch-queue";
-import { createSettledRecords, type SeatRecords } from "./settled-records";
+import { storeConflict } from "../shared/errors";
+import type { ShowState } from "../shared/types";
+import { createBatchQueue, type Outcome } from "../shared/batch-queue";
+import { createSettledRecords, type SeatRecords, type Settled } from "./settled-records";
 import {
 	dropExpiredHolds,
 	markSettled,
@@ -36,14 +36,6 @@ export type ShowChange<T> = (
 	now: number,
 	expired: Hold[]
 ) => Change<T> | Promise<Change<T>>;
-
-/** A checkout that has left the document: sold (settled), or sold and given back. */
-export interface Settled {
-	id: string;
-	count: number;
-	expiresAt: null;
-	state: "confirmed" | "released";
-}
 
 /** What the writer needs from the shows service: its store, and what to do after a write. */
 export interface ShowStore {

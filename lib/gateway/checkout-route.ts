@@ -1,12 +1,12 @@
 /**
- * The `POST /reserve` route of the gateway: how a checkout's body is read (lib/request-body.ts),
+ * The `POST /reserve` route of the gateway: how a checkout's body is read (lib/gateway/request-body.ts),
  * its rate limit and Idempotency-Key, and how its outcomes are counted in
  * `tickets_checkouts_total`.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "moleculer";
-import { appConfig } from "../moleculer.config";
-import type { CheckoutMeta } from "./checkout-saga";
+import { appConfig } from "../shared/config";
+import type { CheckoutMeta } from "../checkout/checkout-saga";
 import { describeError } from "./http-errors";
 import {
 	acceptCheckoutBody,
@@ -16,8 +16,8 @@ import {
 	type RequestWithParams
 } from "./http-guards";
 import { bodyReadFailed, parseCheckoutBody, requireUtf8 } from "./request-body";
-import type { MetricsMethods } from "../mixins/metrics.mixin";
-import { plainText } from "./text";
+import type { MetricsMethods } from "../shared/metrics";
+import { plainText } from "../shared/text";
 
 export const CHECKOUTS = "tickets_checkouts_total";
 

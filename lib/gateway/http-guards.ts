@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Errors } from "moleculer";
-import { appConfig } from "../moleculer.config";
+import { appConfig } from "../shared/config";
 import { describeError } from "./http-errors";
 
 const { MoleculerClientError } = Errors;

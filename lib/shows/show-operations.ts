@@ -1,13 +1,13 @@
 /**
- * The operators' actions of `shows`, reached only through the REPL (lib/repl-commands.ts): the
+ * The operators' actions of `shows`, reached only through the REPL (lib/operations/repl-commands.ts): the
  * live holds, a new show, a house resized. The service spreads them among its actions.
  */
 import type { Context } from "moleculer";
-import { houseTooSmall } from "./errors";
+import { houseTooSmall } from "../shared/errors";
 import { seatsInDocument, toPublicShow } from "./show-seats";
 import { BY_SHOW, insertShow, liveHolds, SHOW_ID, type ShowStoreAccess } from "./show-store";
 import type { ShowWriter } from "./show-writer";
-import type { HoldView, PublicShow } from "./types";
+import type { HoldView, PublicShow } from "../shared/types";
 
 /** What the operators' actions need of the shows service. */
 interface ShowsService extends ShowStoreAccess {
