@@ -1,19 +1,19 @@
 /**
  * The project's layering, checked by `npm run lint` (docs/design.md, "Layout"):
  * services → mixins → lib; in lib, each owner's folder uses only the folders below it:
- *   shared ← store ← {shows, reservations} ← checkout ← gateway, and operations uses shared only.
+ *   common ← store ← {shows, reservations} ← checkout ← gateway, and operations uses common only.
  */
 const lib = folder => `^lib/${folder}/`;
 
 /** lib folder → the lib folders it may import (besides itself). */
 const LIB_MAY_USE = {
-	shared: [],
-	store: ["shared"],
-	shows: ["shared", "store"],
-	reservations: ["shared", "store"],
-	checkout: ["shared", "store", "reservations"],
-	gateway: ["shared", "checkout"],
-	operations: ["shared"]
+	common: [],
+	store: ["common"],
+	shows: ["common", "store"],
+	reservations: ["common", "store"],
+	checkout: ["common", "store", "reservations"],
+	gateway: ["common", "checkout"],
+	operations: ["common"]
 };
 
 module.exports = {
@@ -52,7 +52,7 @@ module.exports = {
 			name: "config-imports-no-lib",
 			severity: "error",
 			comment: "The settings module reads the environment and nothing of the project.",
-			from: { path: "^lib/shared/config\\.ts$" },
+			from: { path: "^lib/common/config\\.ts$" },
 			to: { path: "^(lib|mixins|services)/" }
 		},
 		...Object.entries(LIB_MAY_USE).map(([folder, allowed]) => ({

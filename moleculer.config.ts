@@ -1,10 +1,10 @@
 /**
  * The broker options for moleculer-runner: transporter, timeouts, retries, metrics and the REPL's
- * commands. The settings they use come from the environment through lib/shared/config.ts.
+ * commands. The settings they use come from the environment through lib/common/config.ts.
  */
 import type { Server } from "node:http";
 import type { BrokerOptions, Errors, ServiceBroker } from "moleculer";
-import { appConfig } from "./lib/shared/config";
+import { appConfig } from "./lib/common/config";
 import { replCommands } from "./lib/operations/repl-commands";
 
 /** How far a taken default metrics port moves up (several `--instances` groups on one host). */

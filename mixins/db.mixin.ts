@@ -12,11 +12,11 @@ import type { Service, ServiceSchema } from "moleculer";
 import Datastore from "@seald-io/nedb";
 import DbService from "moleculer-db";
 import MongoAdapter from "moleculer-db-adapter-mongo";
-import { appConfig } from "../lib/shared/config";
+import { appConfig } from "../lib/common/config";
 import { createInsertBatcher, createRemoveBatcher } from "../lib/store/group-commit";
 import { closeAppendHandles, keepAppendHandleOpen } from "../lib/store/nedb-appender";
 import type { DbMethods, IndexSpec, SideCollection, StoreAdapter } from "../lib/store/store-api";
-import { STORE_UNREACHABLE, storeUnavailable } from "../lib/shared/errors";
+import { STORE_UNREACHABLE, storeUnavailable } from "../lib/common/errors";
 
 export interface DbMixinOptions {
 	/** Database name with MongoDB, folder name under DATA_DIR with NeDB. */

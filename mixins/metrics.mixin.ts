@@ -4,7 +4,7 @@
  * metrics are off.
  */
 import type { ServiceSchema } from "moleculer";
-import type { CounterSpec, MetricsMethods } from "../lib/shared/metrics";
+import type { CounterSpec, MetricsMethods } from "../lib/common/metrics";
 
 export type { CounterSpec, MetricsMethods };
 

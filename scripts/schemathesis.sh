@@ -4,7 +4,7 @@
 # and stops the system again. Extra arguments go to `schemathesis run`, e.g. `-n 200 --seed 7`.
 # Needs python3; schemathesis is installed into .cache/schemathesis-venv on first use.
 #
-# One check is off because the contract decides otherwise (shared/CONTRACT.md); run with
+# One check is off because the contract decides otherwise (docs/api.md); run with
 # SCHEMATHESIS_EXCLUDE= (empty) to see it fail:
 # - use_after_free: DELETE /reservations/{id} cancels; the reservation stays readable, `canceled`.
 # (unsupported_method is on: a method a path does not list is 405 with Allow, OPTIONS and HEAD too.)

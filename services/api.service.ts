@@ -1,6 +1,6 @@
 /**
  * `api` is the only door for clients: a moleculer-web gateway that serves exactly the routes of
- * shared/CONTRACT.md and orchestrates the checkout (lib/checkout/checkout-saga.ts), so that no client has to.
+ * docs/api.md and orchestrates the checkout (lib/checkout/checkout-saga.ts), so that no client has to.
  * Every request passes its front door first (lib/gateway/front-door.ts, with the HTTP guards of
  * lib/gateway/http-guards.ts); its cached show list lives in lib/gateway/show-list-cache.ts, the reads from it in
  * lib/gateway/show-reads.ts.
@@ -8,8 +8,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
-import { appConfig } from "../lib/shared/config";
-import { reservationNotFound } from "../lib/shared/errors";
+import { appConfig } from "../lib/common/config";
+import { reservationNotFound } from "../lib/common/errors";
 import {
 	acceptPageQuery,
 	sendErrorAnswer,
@@ -41,7 +41,7 @@ import { openApiDocument } from "../lib/gateway/openapi";
 import { assetOptions, publicFolder } from "../lib/gateway/box-office";
 import { createEventStream, eventsRoute, type EventStream } from "../lib/gateway/event-stream";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
-import type { PublicShow, Reservation, ShowState } from "../lib/shared/types";
+import type { PublicShow, Reservation, ShowState } from "../lib/common/types";
 
 export type { BookingAnswer } from "../lib/checkout/checkout-saga";
 

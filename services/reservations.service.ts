@@ -7,7 +7,7 @@
  * reconciler on every instance finishes what a dead orchestrator left (lib/checkout/checkout-reconciler.ts).
  */
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
-import { appConfig } from "../lib/shared/config";
+import { appConfig } from "../lib/common/config";
 import { createDbMixin, defaultStoreSettings } from "../mixins/db.mixin";
 import type { DbMethods, StoreAdapter } from "../lib/store/store-api";
 import {
@@ -15,10 +15,10 @@ import {
 	idempotencyKeyReused,
 	notCancelable,
 	reservationNotFound
-} from "../lib/shared/errors";
-import { atMostChars } from "../lib/shared/text";
+} from "../lib/common/errors";
+import { atMostChars } from "../lib/common/text";
 import { claimKey, keyWindowMs, type IdempotencyKeyDoc } from "../lib/checkout/idempotency-keys";
-import type { Reservation, ReservationDoc } from "../lib/shared/types";
+import type { Reservation, ReservationDoc } from "../lib/common/types";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import {
 	createReservationFacts,

@@ -13,7 +13,7 @@
  * lib/shows/show-store.ts; the operators' actions are lib/shows/show-operations.ts.
  */
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
-import { appConfig } from "../lib/shared/config";
+import { appConfig } from "../lib/common/config";
 import { createDbMixin, defaultStoreSettings } from "../mixins/db.mixin";
 import type { DbMethods, SideCollection, StoreAdapter } from "../lib/store/store-api";
 import { releaseHold, sellHold, takeHold } from "../lib/shows/seat-changes";
@@ -32,7 +32,7 @@ import {
 	SHOW_ID
 } from "../lib/shows/show-store";
 import { operatorActions } from "../lib/shows/show-operations";
-import type { HoldState, HoldView, PublicShow, ShowState } from "../lib/shared/types";
+import type { HoldState, HoldView, PublicShow, ShowState } from "../lib/common/types";
 
 export { SEED_SHOWS } from "../lib/shows/show-store";
 

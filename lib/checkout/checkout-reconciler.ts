@@ -7,10 +7,10 @@
  */
 import type { Context, ServiceBroker } from "moleculer";
 import type { SideCollection } from "../store/store-api";
-import type { CounterSpec } from "../shared/metrics";
+import type { CounterSpec } from "../common/metrics";
 import { keyWindowMs, purgeExpiredKeys } from "./idempotency-keys";
 import type { ReservationFacts, TodoDoc } from "../reservations/reservation-facts";
-import type { HoldState } from "../shared/types";
+import type { HoldState } from "../common/types";
 
 export const RECONCILED_COUNTER: CounterSpec = {
 	name: "tickets_checkouts_reconciled_total",

@@ -9,8 +9,8 @@
  */
 import crypto from "node:crypto";
 import type { Context, ServiceBroker } from "moleculer";
-import { checkoutFailed, idempotencyKeyReused, tooManyTickets } from "../shared/errors";
-import type { HoldState, HoldView, Reservation, ReservationDoc } from "../shared/types";
+import { checkoutFailed, idempotencyKeyReused, tooManyTickets } from "../common/errors";
+import type { HoldState, HoldView, Reservation, ReservationDoc } from "../common/types";
 
 export interface CheckoutParams {
 	showID: string;

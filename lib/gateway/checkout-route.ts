@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "moleculer";
-import { appConfig } from "../shared/config";
+import { appConfig } from "../common/config";
 import type { CheckoutMeta } from "../checkout/checkout-saga";
 import { describeError } from "./http-errors";
 import {
@@ -16,8 +16,8 @@ import {
 	type RequestWithParams
 } from "./http-guards";
 import { bodyReadFailed, parseCheckoutBody, requireUtf8 } from "./request-body";
-import type { MetricsMethods } from "../shared/metrics";
-import { plainText } from "../shared/text";
+import type { MetricsMethods } from "../common/metrics";
+import { plainText } from "../common/text";
 
 export const CHECKOUTS = "tickets_checkouts_total";
 

@@ -9,7 +9,7 @@ import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "moleculer";
 import { Errors } from "moleculer";
-import type { PublicShow } from "../shared/types";
+import type { PublicShow } from "../common/types";
 
 export interface EventStreamOptions {
 	/** Open streams this node serves at most; beyond it, 503 with Retry-After. */

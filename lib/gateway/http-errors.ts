@@ -2,7 +2,7 @@
  * How an error becomes an HTTP answer: the status, a JSON body in Moleculer's error shape
  * (`name`, `message`, `code`, `type`, `data`), and when to retry. Used by the gateway's `onError`.
  */
-import { STORE_UNREACHABLE } from "../shared/errors";
+import { STORE_UNREACHABLE } from "../common/errors";
 
 export interface HttpError {
 	status: number;

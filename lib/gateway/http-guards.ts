@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Errors } from "moleculer";
-import { appConfig } from "../shared/config";
+import { appConfig } from "../common/config";
 import { describeError } from "./http-errors";
 
 const { MoleculerClientError } = Errors;
@@ -30,7 +30,7 @@ export function setSecurityHeaders(res: ServerResponse): void {
 	res.setHeader("Cache-Control", "no-store");
 }
 
-/** The routes of shared/CONTRACT.md and the methods each answers; the access log names these. */
+/** The routes of docs/api.md and the methods each answers; the access log names these. */
 export const PUBLIC_ROUTES: { route: string; pattern: RegExp; methods: string[] }[] = [
 	{ route: "/", pattern: /^\/$/, methods: ["GET"] },
 	{ route: "/shows/:id", pattern: /^\/shows\/[^/]+$/, methods: ["GET"] },

@@ -1,9 +1,9 @@
 /**
  * The OpenAPI 3 document of the gateway's public routes (served at GET /openapi.json): exactly the
- * routes of shared/CONTRACT.md, nothing else. test/integration/openapi.test.ts checks that every
+ * routes of docs/api.md, nothing else. test/integration/openapi.test.ts checks that every
  * public route is documented and that the answers match their documented schemas.
  */
-import { appConfig } from "../shared/config";
+import { appConfig } from "../common/config";
 import { boxOfficePaths } from "./openapi-box-office";
 import type { SchemaObject, MediaTypeObject, OpenApiDocument } from "./openapi-types";
 
@@ -21,7 +21,7 @@ const json = (schema: SchemaObject, example?: unknown): Record<string, MediaType
  */
 const JS_SPACE =
 	"\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff";
-/** Control characters (C0, DEL, C1), which a name may not contain (lib/shared/text.ts). */
+/** Control characters (C0, DEL, C1), which a name may not contain (lib/common/text.ts). */
 const CONTROL = "\\u0000-\\u001f\\u007f-\\u009f";
 const NOT_SPACE = `[^${JS_SPACE}${CONTROL}]`;
 /**

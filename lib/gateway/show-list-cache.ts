@@ -3,8 +3,8 @@
  * `shows.changed` events, and trusted no longer than a safety TTL in case an event was missed.
  */
 import type { Context } from "moleculer";
-import { notEnoughSeats } from "../shared/errors";
-import type { PublicShow } from "../shared/types";
+import { notEnoughSeats } from "../common/errors";
+import type { PublicShow } from "../common/types";
 
 /** A read serialised once: its bytes, ETag and headers (answered by lib/gateway/show-reads.ts). */
 export interface ReadAnswer {

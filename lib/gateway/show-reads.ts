@@ -13,10 +13,10 @@
 import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "moleculer";
-import { appConfig } from "../shared/config";
-import { showNotFound } from "../shared/errors";
+import { appConfig } from "../common/config";
+import { showNotFound } from "../common/errors";
 import { SHOW_ID_PATTERN } from "./checkout-route";
-import type { PublicShow } from "../shared/types";
+import type { PublicShow } from "../common/types";
 import { loadShows, type ReadAnswer, type ShowListCache } from "./show-list-cache";
 
 const JSON_TYPE = "application/json; charset=utf-8";

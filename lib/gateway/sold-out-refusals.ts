@@ -13,10 +13,10 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import ApiGateway from "moleculer-web";
-import { appConfig } from "../shared/config";
+import { appConfig } from "../common/config";
 import { normaliseCheckoutParams, sendErrorAnswer, writeJson } from "./http-guards";
 import { bodyReadFailed, parseCheckoutParams, requireUtf8 } from "./request-body";
-import { notEnoughSeats } from "../shared/errors";
+import { notEnoughSeats } from "../common/errors";
 import { describeError } from "./http-errors";
 import { isKnownSoldOut, type ShowListCache } from "./show-list-cache";
 

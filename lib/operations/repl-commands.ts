@@ -8,7 +8,7 @@
  * wrong arguments print the command's usage. Nothing reaches the operator as a stack trace or JSON.
  */
 import type { ServiceBroker } from "moleculer";
-import type { HoldView, PublicShow, Reservation } from "../shared/types";
+import type { HoldView, PublicShow, Reservation } from "../common/types";
 
 interface ReplHelpers {
 	table(rows: unknown[][], options?: unknown): string;

@@ -9,7 +9,7 @@
  * A reservation's status is derived: canceled, else its outcome, else pending.
  */
 import type { SideCollection } from "../store/store-api";
-import type { Reservation, ReservationDoc } from "../shared/types";
+import type { Reservation, ReservationDoc } from "../common/types";
 
 /** The booking as asked for; written once. */
 export interface BookingDoc {

@@ -3,11 +3,11 @@
  * a hold, sell it, give seats back. Each is idempotent by the checkout id, so a retried or
  * duplicated step answers as the first one did and changes nothing.
  */
-import { holdExpired, holdNotFound, idempotencyKeyReused, notEnoughSeats } from "../shared/errors";
+import { holdExpired, holdNotFound, idempotencyKeyReused, notEnoughSeats } from "../common/errors";
 import { holdView, seatsInDocument, type Hold } from "./show-seats";
 import type { Settled } from "./settled-records";
 import type { ShowChange } from "./show-writer";
-import type { HoldState, HoldView } from "../shared/types";
+import type { HoldState, HoldView } from "../common/types";
 
 /** Looks up a checkout whose seats have left the document (sold, or sold and given back). */
 type FindSettled = (showID: string, holdId: string) => Promise<Settled | null>;

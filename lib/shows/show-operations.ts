@@ -3,11 +3,11 @@
  * live holds, a new show, a house resized. The service spreads them among its actions.
  */
 import type { Context } from "moleculer";
-import { houseTooSmall } from "../shared/errors";
+import { houseTooSmall } from "../common/errors";
 import { seatsInDocument, toPublicShow } from "./show-seats";
 import { BY_SHOW, insertShow, liveHolds, SHOW_ID, type ShowStoreAccess } from "./show-store";
 import type { ShowWriter } from "./show-writer";
-import type { HoldView, PublicShow } from "../shared/types";
+import type { HoldView, PublicShow } from "../common/types";
 
 /** What the operators' actions need of the shows service. */
 interface ShowsService extends ShowStoreAccess {

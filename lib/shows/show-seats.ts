@@ -12,7 +12,7 @@
  * flight, and a record is only ever written for a change the document has already committed, so a
  * crash at any step leaves nothing counted twice or lost: the next write settles what is pending.
  */
-import type { HoldView, PublicShow } from "../shared/types";
+import type { HoldView, PublicShow } from "../common/types";
 
 export interface Hold {
 	/** The checkout id: one hold per checkout, which makes every step idempotent. */

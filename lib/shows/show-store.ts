@@ -6,10 +6,10 @@
  */
 import crypto from "node:crypto";
 import type { DbMethods, SideCollection, StoreAdapter } from "../store/store-api";
-import { showNotFound } from "../shared/errors";
+import { showNotFound } from "../common/errors";
 import { fromStored, holdView, isExpired, newShowDoc, type ShowDoc } from "./show-seats";
 import { createShowWriter, type ShowStore, type ShowWriter } from "./show-writer";
-import type { HoldState, HoldView } from "../shared/types";
+import type { HoldState, HoldView } from "../common/types";
 
 export type ShowStoreAccess = Pick<
 	DbMethods,

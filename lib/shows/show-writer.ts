@@ -4,9 +4,9 @@
  * what earlier writes decided (see lib/shows/show-seats.ts), then applies its changes in order. A change
  * that refuses fails alone; the others of its batch still count.
  */
-import { storeConflict } from "../shared/errors";
-import type { ShowState } from "../shared/types";
-import { createBatchQueue, type Outcome } from "../shared/batch-queue";
+import { storeConflict } from "../common/errors";
+import type { ShowState } from "../common/types";
+import { createBatchQueue, type Outcome } from "../common/batch-queue";
 import { createSettledRecords, type SeatRecords, type Settled } from "./settled-records";
 import {
 	dropExpiredHolds,

@@ -1,9 +1,9 @@
 /**
  * Group commit for insert-once records and removals: calls that arrive while a store write is under
- * way wait and go together in the next one (lib/shared/batch-queue.ts). Under load a busy collection makes
+ * way wait and go together in the next one (lib/common/batch-queue.ts). Under load a busy collection makes
  * one store round trip (and on NeDB one file append) for many checkouts instead of one each.
  */
-import { createBatchQueue, type Outcome } from "../shared/batch-queue";
+import { createBatchQueue, type Outcome } from "../common/batch-queue";
 
 /** Documents per store write at most. */
 const MAX_BATCH = 200;

@@ -1,5 +1,5 @@
 /**
- * GET /openapi.json documents exactly the public routes of shared/CONTRACT.md, and the real
+ * GET /openapi.json documents exactly the public routes of docs/api.md, and the real
  * system answers as documented: every documented status of every route is provoked over HTTP and
  * its body (and documented headers) validated against the document's schemas with ajv.
  */
@@ -23,7 +23,7 @@ const UNKNOWN_SHOW = "5b805a790cee1505a52bc7ff";
 const UNKNOWN_RESERVATION = "0123456789abcdef0123456789abcdef";
 const MAX_TICKETS = 6;
 
-/** The public routes of shared/CONTRACT.md, in OpenAPI's path syntax. */
+/** The public routes of docs/api.md, in OpenAPI's path syntax. */
 const CONTRACT_ROUTES = [
 	"GET /",
 	"GET /shows/{id}",

@@ -37,7 +37,7 @@ const running: Shell[] = [];
 
 function block(name: string): Block {
 	const found = blocks.get(name);
-	if (!found) throw new Error(`README.md has no block marked readme-test: ${name}`);
+	if (!found) throw new Error(`README.md and docs/ have no block marked readme-test: ${name}`);
 	ran.add(name);
 	return found;
 }

@@ -1,5 +1,5 @@
 /**
- * Runs README.md's command blocks as a reader would. A block takes part when the line before it is
+ * Runs the command blocks of README.md and docs/*.md as a reader would. A block takes part when the line before it is
  * `<!-- readme-test: NAME -->`; every other block is left alone, so new README sections are opt-in.
  *
  * - bash blocks run in bash from the repository root. A comment line right under a command is that
@@ -24,11 +24,22 @@ export interface Block {
 	body: string;
 }
 
-export function markedBlocks(markdown = fs.readFileSync(path.join(ROOT, "README.md"), "utf8")) {
+/** README.md and every page of docs/, whose command blocks are run alike. */
+export function documentation(): string {
+	const pages = fs
+		.readdirSync(path.join(ROOT, "docs"))
+		.filter(name => name.endsWith(".md"))
+		.map(name => path.join("docs", name));
+	return ["README.md", ...pages]
+		.map(file => fs.readFileSync(path.join(ROOT, file), "utf8"))
+		.join("\n");
+}
+
+export function markedBlocks(markdown = documentation()) {
 	const blocks = new Map<string, Block>();
 	const marker = /<!-- readme-test: ([\w-]+) -->\s*\n```(\w*)\n([\s\S]*?)\n```/g;
 	for (const [, name, lang, body] of markdown.matchAll(marker)) {
-		if (blocks.has(name)) throw new Error(`two README blocks are marked ${name}`);
+		if (blocks.has(name)) throw new Error(`two documentation blocks are marked ${name}`);
 		blocks.set(name, { name, lang, body });
 	}
 	return blocks;

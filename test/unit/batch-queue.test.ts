@@ -1,4 +1,4 @@
-import { createBatchQueue, type Outcome } from "../../lib/shared/batch-queue";
+import { createBatchQueue, type Outcome } from "../../lib/common/batch-queue";
 
 /** A promise whose settlement the test controls. */
 function deferred<T = void>() {

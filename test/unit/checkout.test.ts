@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import { Errors, type Context, type ServiceBroker, type ServiceSchema } from "moleculer";
 import brokerConfig from "../../moleculer.config";
 import type { BookingAnswer } from "../../services/api.service";
-import type { Reservation, ReservationDoc } from "../../lib/shared/types";
+import type { Reservation, ReservationDoc } from "../../lib/common/types";
 import {
 	apiSchema,
 	createShow,

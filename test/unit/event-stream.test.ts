@@ -8,7 +8,7 @@ import { Errors } from "moleculer";
 import type { AddressInfo } from "node:net";
 import { createEventStream, type EventStream } from "../../lib/gateway/event-stream";
 import { describeError } from "../../lib/gateway/http-errors";
-import type { PublicShow } from "../../lib/shared/types";
+import type { PublicShow } from "../../lib/common/types";
 import { openEvents, type SseFrame, type SseReader } from "../support/sse";
 
 const show = (id: string, reserved: number): PublicShow => ({

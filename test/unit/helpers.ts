@@ -7,7 +7,7 @@ import { ServiceBroker, type BrokerOptions, type ServiceSchema } from "moleculer
 import ShowsService from "../../services/shows.service";
 import ReservationsService from "../../services/reservations.service";
 import ApiService from "../../services/api.service";
-import type { PublicShow } from "../../lib/shared/types";
+import type { PublicShow } from "../../lib/common/types";
 
 /** In-memory NeDB: nothing touches the disk, and every broker starts from an empty store. */
 export const MEMORY_STORE = { mongoUri: null, dataDir: null };

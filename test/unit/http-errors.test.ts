@@ -9,7 +9,7 @@ import {
 	showNotFound,
 	storeConflict,
 	tooManyTickets
-} from "../../lib/shared/errors";
+} from "../../lib/common/errors";
 
 /** An error as body-parser (through http-errors) makes it. */
 function bodyParserError(message: string, status: number, type: string) {

@@ -6,7 +6,7 @@
 import type { ServiceBroker } from "moleculer";
 import type { SideCollection } from "../../lib/store/store-api";
 import { claimKey, type IdempotencyKeyDoc } from "../../lib/checkout/idempotency-keys";
-import { ConfigError, loadAppConfig } from "../../lib/shared/config";
+import { ConfigError, loadAppConfig } from "../../lib/common/config";
 import { newId, reservationsSchema, settle, showsSchema, startBroker } from "./helpers";
 
 const HOUR = 60 * 60 * 1000;

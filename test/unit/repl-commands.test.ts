@@ -5,7 +5,7 @@
  */
 import type { ServiceBroker } from "moleculer";
 import { replCommands } from "../../lib/operations/repl-commands";
-import type { Reservation } from "../../lib/shared/types";
+import type { Reservation } from "../../lib/common/types";
 import { apiSchema, reservationsSchema, showsSchema, startBroker } from "./helpers";
 
 const PLAY = "5b805a570cee1505a52bc75d";

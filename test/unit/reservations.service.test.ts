@@ -1,5 +1,5 @@
 import { Errors, type ServiceBroker, type ServiceSchema } from "moleculer";
-import type { Reservation, ReservationDoc } from "../../lib/shared/types";
+import type { Reservation, ReservationDoc } from "../../lib/common/types";
 import {
 	createShow,
 	eventually,

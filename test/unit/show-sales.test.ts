@@ -5,7 +5,7 @@
  * that a crash between a record and the document write neither loses nor double-counts seats.
  */
 import type { ServiceBroker } from "moleculer";
-import type { HoldView } from "../../lib/shared/types";
+import type { HoldView } from "../../lib/common/types";
 import { createShowWriter, type ShowStore } from "../../lib/shows/show-writer";
 import {
 	newShowDoc,

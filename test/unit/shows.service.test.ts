@@ -1,6 +1,6 @@
 import type { ServiceBroker } from "moleculer";
 import { SEED_SHOWS } from "../../services/shows.service";
-import type { HoldView, PublicShow } from "../../lib/shared/types";
+import type { HoldView, PublicShow } from "../../lib/common/types";
 import {
 	createShow,
 	eventually,
