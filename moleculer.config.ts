@@ -30,6 +30,16 @@ function readInt(env: Env, name: string, fallback: number, min: number, max: num
 	return value;
 }
 
+/** Longest chain of proxies TRUST_PROXY may name. */
+const MAX_TRUSTED_HOPS = 32;
+
+function readTrustProxy(env: Env): number {
+	const raw = env.TRUST_PROXY?.trim().toLowerCase();
+	if (raw === "true") return 1;
+	if (raw === "false") return 0;
+	return readInt(env, "TRUST_PROXY", 0, 0, MAX_TRUSTED_HOPS);
+}
+
 function readMongoUri(env: Env): string | null {
 	const raw = env.MONGO_URI?.trim();
 	if (!raw) return null;
@@ -155,6 +165,8 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		showsCacheTtlMs: readInt(env, "SHOWS_CACHE_TTL_MS", 30000, 0, 3600000),
 		/** GET /events: open streams per gateway node at most (503 beyond), heartbeat, backlog. */
 		eventsMaxStreams: readInt(env, "EVENTS_MAX_STREAMS", 1000, 1, 100000),
+		/** GET /events: open streams per client address at most, so that one cannot take them all. */
+		eventsMaxStreamsPerClient: readInt(env, "EVENTS_MAX_STREAMS_PER_CLIENT", 4, 1, 100000),
 		eventsHeartbeatMs: readInt(env, "EVENTS_HEARTBEAT_MS", 15000, 100, 600000),
 		eventsBacklog: readInt(env, "EVENTS_BACKLOG", 1000, 0, 100000),
 		/** An event stream ends after this long; its client resumes it with Last-Event-ID. */
@@ -168,7 +180,11 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 			.split(",")
 			.map(s => s.trim())
 			.filter(Boolean),
-		trustProxy: env.TRUST_PROXY === "1" || env.TRUST_PROXY === "true"
+		/**
+		 * Proxies in front of the gateway whose X-Forwarded-For entries are believed, counted from the
+		 * right (lib/client-address.ts); 0: the socket's address. `true` means 1, as it used to.
+		 */
+		trustProxy: readTrustProxy(env)
 	};
 }
 

@@ -36,6 +36,7 @@ import { DEFAULT_PAGE, readActions, type ReadMeta } from "../lib/show-reads";
 import { openApiDocument } from "../lib/openapi";
 import { assetOptions, publicFolder } from "../lib/box-office";
 import { createEventStream, eventsRoute, type EventStream } from "../lib/event-stream";
+import { clientAddress } from "../lib/client-address";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import type { PublicShow, Reservation, ShowState } from "../lib/types";
 
@@ -253,6 +254,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		this.showsCache = createShowListCache();
 		this.eventStream = createEventStream({
 			maxStreams: appConfig.eventsMaxStreams,
+			maxStreamsPerClient: appConfig.eventsMaxStreamsPerClient,
+			clientOf: clientAddress,
 			heartbeatMs: appConfig.eventsHeartbeatMs,
 			backlog: appConfig.eventsBacklog,
 			maxStreamMs: appConfig.eventsMaxStreamMs,
