@@ -48,6 +48,7 @@ describe("TRUST_PROXY", () => {
 	});
 
 	it("refuses what is not a hop count", () => {
-		for (const bad of ["-1", "1.5", "yes", "33"]) expect(() => hops(bad)).toThrow(/TRUST_PROXY/);
+		for (const bad of ["-1", "1.5", "yes", "33"])
+			expect(() => hops(bad)).toThrow(/TRUST_PROXY/);
 	});
 });
