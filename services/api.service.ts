@@ -40,6 +40,7 @@ import { DEFAULT_PAGE, readActions, type ReadMeta } from "../lib/gateway/show-re
 import { openApiDocument } from "../lib/gateway/openapi";
 import { assetOptions, publicFolder } from "../lib/gateway/box-office";
 import { createEventStream, eventsRoute, type EventStream } from "../lib/gateway/event-stream";
+import { clientAddress } from "../lib/gateway/client-address";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import type { PublicShow, Reservation, ShowState } from "../lib/common/types";
 
@@ -257,6 +258,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		this.showsCache = createShowListCache();
 		this.eventStream = createEventStream({
 			maxStreams: appConfig.eventsMaxStreams,
+			maxStreamsPerClient: appConfig.eventsMaxStreamsPerClient,
+			clientOf: clientAddress,
 			heartbeatMs: appConfig.eventsHeartbeatMs,
 			backlog: appConfig.eventsBacklog,
 			maxStreamMs: appConfig.eventsMaxStreamMs,

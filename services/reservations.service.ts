@@ -76,8 +76,8 @@ const ReservationsService: ServiceSchema<
 				"seat_releases",
 				"idempotency_keys"
 			],
-			// The reconciler's purge of expired keys asks by age.
-			sideIndexes: { idempotency_keys: ["createdAt"] }
+			// The reconciler's purges of expired keys and failed checkouts.
+			sideIndexes: { idempotency_keys: ["createdAt"], reservation_states: ["status"] }
 		}),
 		createMetricsMixin([
 			{ name: CANCELLATIONS, description: "Reservations canceled" },
@@ -214,6 +214,14 @@ const ReservationsService: ServiceSchema<
 				const doc = await this.facts.findReservation(id);
 				if (!doc) throw reservationNotFound(id);
 				return toPublicReservation(doc);
+			}
+		},
+
+		/** Takes back the pending reservation of a checkout refused before it held a seat. */
+		discard: {
+			params: { id: RESERVATION_ID },
+			handler(ctx: Context<{ id: string }>): Promise<boolean> {
+				return this.facts.discard(ctx.params.id);
 			}
 		},
 

@@ -3,7 +3,8 @@
  * Checkouts still open after a hold can live are confirmed if their seats were sold, else failed
  * and released; canceled reservations whose seats were not yet given back are released again until
  * that succeeds. It reads the two small to-do lists (`open_checkouts`, `seat_releases`) instead of
- * scanning every reservation, and now and then removes expired Idempotency-Key records.
+ * scanning every reservation, and now and then removes expired Idempotency-Key records and the
+ * failed checkouts that no key can name any more.
  */
 import type { Context, ServiceBroker } from "moleculer";
 import type { SideCollection } from "../store/store-api";
@@ -21,7 +22,7 @@ export const RECONCILED_COUNTER: CounterSpec = {
 const UNFINISHED_CANCEL_MS = 60 * 1000;
 /** To-do entries the reconciler takes on per round. */
 const RECONCILE_BATCH = 500;
-/** How often expired Idempotency-Key records are looked for (a scan of their collection). */
+/** How often expired Idempotency-Key records and old failed checkouts are looked for. */
 const KEY_PURGE_INTERVAL_MS = 10 * 60 * 1000;
 
 export interface ReconcilerSettings {
@@ -116,15 +117,26 @@ async function reconcilePending(host: ReconcilerHost, id: string, showID: string
 	host.logger.info(`Reconciled checkout ${id}: seats ${state}, marked failed`);
 }
 
-/** One round: expired keys (now and then), abandoned checkouts, then unfinished releases. */
+/**
+ * Runs a purge batch after batch until one is not full, so that a backlog (after an upgrade from a
+ * version that kept every failed checkout) goes in one round.
+ */
+async function drain(purgeBatch: () => Promise<number>): Promise<void> {
+	while ((await purgeBatch()) === RECONCILE_BATCH) continue;
+}
+
+/**
+ * One round: expired keys and failed checkouts (now and then), abandoned checkouts, then
+ * unfinished releases.
+ */
 export async function reconcileCheckouts(host: ReconcilerHost): Promise<void> {
 	if (Date.now() - host.keysPurgedAt > KEY_PURGE_INTERVAL_MS) {
 		host.keysPurgedAt = Date.now();
-		await purgeExpiredKeys(
-			host.side.idempotency_keys,
-			keyWindowMs(host.settings.idempotencyKeyHours),
-			RECONCILE_BATCH
-		);
+		const windowMs = keyWindowMs(host.settings.idempotencyKeyHours);
+		await drain(() => purgeExpiredKeys(host.side.idempotency_keys, windowMs, RECONCILE_BATCH));
+		// A failed checkout held no seats (or gave them back): once its key, if it had one, has
+		// expired, nothing can ask for it.
+		await drain(() => host.facts.purgeFailed(Date.now() - windowMs, RECONCILE_BATCH));
 	}
 	const abandonedBefore =
 		Date.now() - host.settings.holdTtlSeconds * 1000 - host.settings.reconcileGraceMs;

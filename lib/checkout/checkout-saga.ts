@@ -5,7 +5,8 @@
  *   pivot after which the seats are sold → confirm the reservation.
  * Every step is idempotent by the checkout id, so a retry or a replay changes nothing. A failure
  * before the pivot releases what this attempt held; a failure whose outcome is unknown leaves the
- * checkout pending, for the reservations reconciler to settle by where its seats stand.
+ * checkout pending, for the reservations reconciler to settle by where its seats stand. A refusal
+ * decided before any seat is held (unknown show, not enough seats) leaves no reservation behind.
  */
 import crypto from "node:crypto";
 import type { Context, ServiceBroker } from "moleculer";
@@ -75,7 +76,7 @@ export async function runCheckout(
 	if (count > maxTicketsPerOrder) throw tooManyTickets(count, maxTicketsPerOrder);
 	const fingerprint = sha256(`${showID}\n${name}\n${count}`).slice(0, 32);
 	const key = ctx.meta.idempotencyKey;
-	if (!key) return resumeCheckout(host, ctx, newCheckoutId(), fingerprint);
+	if (!key) return resumeCheckout(host, ctx, newCheckoutId(), fingerprint, { shared: false });
 
 	// The key maps to a random checkout id through a record the first request inserts.
 	const claim = await ctx.call<
@@ -89,7 +90,7 @@ export async function runCheckout(
 	});
 	if (claim.fingerprint !== fingerprint) throw idempotencyKeyReused();
 	const checkoutId = claim.checkoutId;
-	if (claim.created) return resumeCheckout(host, ctx, checkoutId, fingerprint);
+	if (claim.created) return resumeCheckout(host, ctx, checkoutId, fingerprint, { shared: true });
 	const earlier = await ctx.call<ReservationDoc | null, object>("reservations.findCheckout", {
 		id: checkoutId
 	});
@@ -102,10 +103,20 @@ export async function runCheckout(
 			return bookingAnswer(earlier);
 		}
 	}
-	// Pending after an earlier attempt died, or the first attempt never got as far as recording
-	// it: run (or finish) the saga; every step is idempotent by the checkout id, and `resume`
-	// has shows look up seats an earlier attempt may have sold already.
-	return resumeCheckout(host, ctx, checkoutId, fingerprint, true);
+	// Pending after an earlier attempt died, or no attempt got as far as recording it (it may
+	// have been refused): run (or finish) the saga; every step is idempotent by the checkout id,
+	// and `resume` has shows look up seats an earlier attempt may have sold already.
+	return resumeCheckout(host, ctx, checkoutId, fingerprint, { shared: true, resume: true });
+}
+
+export interface AttemptOptions {
+	/**
+	 * The checkout id comes from an Idempotency-Key, so another request may run this checkout at
+	 * the same time: its reservation is recorded only once seats are held, never taken back.
+	 */
+	shared: boolean;
+	/** An earlier attempt may have sold these seats already; shows looks that up. */
+	resume?: boolean;
 }
 
 export async function resumeCheckout(
@@ -113,32 +124,43 @@ export async function resumeCheckout(
 	ctx: Context<CheckoutParams, CheckoutMeta>,
 	checkoutId: string,
 	fingerprint: string,
-	resume = false
+	{ shared, resume = false }: AttemptOptions
 ): Promise<BookingAnswer> {
 	const { showID, name, count } = ctx.params;
-	// The hold needs only the show, the pending reservation only the request: they run together,
-	// and the pivot (confirmHold) waits for both. One round trip less between hosts.
-	const [held, recorded] = await Promise.allSettled([
-		// `resume`: an earlier attempt may have sold these seats already; shows looks that up.
+	const hold = () =>
 		ctx.call<HoldView & { created: boolean }, object>("shows.holdSeats", {
 			showID,
 			holdId: checkoutId,
 			count,
 			resume
-		}),
-		ctx.call("reservations.create", { checkoutId, showID, name, guests: count, fingerprint })
-	]);
+		});
+	const record = () =>
+		ctx.call<{ created: boolean }, object>("reservations.create", {
+			checkoutId,
+			showID,
+			name,
+			guests: count,
+			fingerprint
+		});
+	// Nobody else knows a checkout id of a request without a key: its hold and its pending
+	// reservation run together (one round trip less), and a refused hold takes the reservation
+	// back. A keyed checkout records its reservation after the hold instead, so that a refusal
+	// never has one to take back from under another request of the same key.
+	const [held, recorded] = shared
+		? await holdThenRecord(hold, record)
+		: await Promise.allSettled([hold(), record()]);
 	if (held.status === "rejected") {
 		// Refused (not enough seats, unknown show), or unknown (a timeout): undo a hold in case it
 		// happened. Once no seats are held, the checkout it recorded has failed; if that cannot be
 		// known now, it stays pending and the reconciler settles it by its seats.
-		const state = isClientError(held.reason)
-			? "refused"
-			: await releaseQuietly(host, showID, checkoutId);
+		const refused = isClientError(held.reason);
+		const state = refused ? "refused" : await releaseQuietly(host, showID, checkoutId);
 		// `confirmed`: an earlier attempt of this checkout sold the seats; never fail that one.
 		const noSeats = state !== null && state !== "confirmed";
-		if (noSeats && recorded.status === "fulfilled")
-			await failQuietly(host, checkoutId, "no seats held");
+		if (recorded.status === "fulfilled") {
+			if (refused && !shared) await discardOrFail(host, checkoutId);
+			else if (noSeats) await failQuietly(host, checkoutId, "no seats held");
+		}
 		throw held.reason;
 	}
 	if (recorded.status === "rejected") {
@@ -168,6 +190,29 @@ export async function resumeCheckout(
 	ctx.meta.$statusCode = 201;
 	ctx.meta.$location = `/reservations/${reservation._id}`;
 	return bookingAnswer(reservation);
+}
+
+/** The hold, then the pending reservation only if seats are held (else it is not tried). */
+async function holdThenRecord<H, R>(
+	hold: () => Promise<H>,
+	record: () => Promise<R>
+): Promise<[PromiseSettledResult<H>, PromiseSettledResult<R>]> {
+	const [held] = await Promise.allSettled([hold()]);
+	if (held.status === "rejected") return [held, held];
+	return [held, (await Promise.allSettled([record()]))[0]];
+}
+
+/**
+ * Takes back the pending reservation of a checkout whose hold was refused: it never held a seat,
+ * so nothing of it is kept. If that fails, it is recorded as failed (purged after the key window).
+ */
+async function discardOrFail(host: SagaHost, id: string): Promise<void> {
+	try {
+		await host.broker.call("reservations.discard", { id }, { timeout: 5000 });
+	} catch (err) {
+		host.logger.warn(`Refused checkout ${id} not taken back: ${(err as Error).message}`);
+		await failQuietly(host, id, "no seats held");
+	}
 }
 
 /** Records a checkout as failed, or leaves it pending for the reconciler if that fails too. */

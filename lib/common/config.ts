@@ -24,6 +24,16 @@ function readInt(env: Env, name: string, fallback: number, min: number, max: num
 	return value;
 }
 
+/** Longest chain of proxies TRUST_PROXY may name. */
+const MAX_TRUSTED_HOPS = 32;
+
+function readTrustProxy(env: Env): number {
+	const raw = env.TRUST_PROXY?.trim().toLowerCase();
+	if (raw === "true") return 1;
+	if (raw === "false") return 0;
+	return readInt(env, "TRUST_PROXY", 0, 0, MAX_TRUSTED_HOPS);
+}
+
 function readMongoUri(env: Env): string | null {
 	const raw = env.MONGO_URI?.trim();
 	if (!raw) return null;
@@ -140,7 +150,7 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		embeddedWarnDocuments: readInt(env, "EMBEDDED_WARN_DOCUMENTS", 200000, 1, 1000000000),
 		/**
 		 * Sales and release records a shows node keeps in memory, over all the shows it writes, so
-		 * that a cancel need not look them up in the store (lib/settled-records.ts): about 150 bytes each.
+		 * that a cancel need not look them up in the store (lib/shows/settled-records.ts): about 150 bytes each.
 		 */
 		settledRecordsInMemory: readInt(env, "SETTLED_RECORDS_IN_MEMORY", 500000, 0, 100000000),
 		/** Seconds clients and proxies may reuse a read (`GET /`, `GET /shows/:id`): a few at most. */
@@ -149,6 +159,8 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		showsCacheTtlMs: readInt(env, "SHOWS_CACHE_TTL_MS", 30000, 0, 3600000),
 		/** GET /events: open streams per gateway node at most (503 beyond), heartbeat, backlog. */
 		eventsMaxStreams: readInt(env, "EVENTS_MAX_STREAMS", 1000, 1, 100000),
+		/** GET /events: open streams per client address at most, so that one cannot take them all. */
+		eventsMaxStreamsPerClient: readInt(env, "EVENTS_MAX_STREAMS_PER_CLIENT", 4, 1, 100000),
 		eventsHeartbeatMs: readInt(env, "EVENTS_HEARTBEAT_MS", 15000, 100, 600000),
 		eventsBacklog: readInt(env, "EVENTS_BACKLOG", 1000, 0, 100000),
 		/** An event stream ends after this long; its client resumes it with Last-Event-ID. */
@@ -164,7 +176,11 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 			.filter(Boolean),
 		/** A step of a checkout that hears nothing within this long fails (the broker's requestTimeout). */
 		requestTimeoutMs: readInt(env, "REQUEST_TIMEOUT_MS", 5000, 100, 120000),
-		trustProxy: env.TRUST_PROXY === "1" || env.TRUST_PROXY === "true"
+		/**
+		 * Proxies in front of the gateway whose X-Forwarded-For entries are believed, counted from the
+		 * right (lib/gateway/client-address.ts); 0: the socket's address. `true` means 1, as it used to.
+		 */
+		trustProxy: readTrustProxy(env)
 	};
 }
 

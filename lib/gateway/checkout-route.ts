@@ -7,11 +7,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "moleculer";
 import { appConfig } from "../common/config";
 import type { CheckoutMeta } from "../checkout/checkout-saga";
+import { clientAddress } from "./client-address";
 import { describeError } from "./http-errors";
 import {
 	acceptCheckoutBody,
 	acceptIdempotencyKey,
-	clientAddress,
 	sendErrorAnswer,
 	type RequestWithParams
 } from "./http-guards";

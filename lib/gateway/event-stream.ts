@@ -14,6 +14,10 @@ import type { PublicShow } from "../common/types";
 export interface EventStreamOptions {
 	/** Open streams this node serves at most; beyond it, 503 with Retry-After. */
 	maxStreams: number;
+	/** Open streams one client address gets at most, so that one client cannot take them all. */
+	maxStreamsPerClient: number;
+	/** The address a request comes from, as the rate limit sees it (lib/gateway/client-address.ts). */
+	clientOf(req: IncomingMessage): string;
 	/** A comment line this often keeps proxies and the socket from timing out an idle stream. */
 	heartbeatMs: number;
 	/** Events kept for clients that reconnect with Last-Event-ID. */
@@ -62,9 +66,9 @@ interface Backlogged {
 	frame: string;
 }
 
-export function tooManyStreams(max: number) {
+export function tooManyStreams(max: number, whose = "this node already serves") {
 	return new Errors.MoleculerError(
-		`this node already serves ${max} event streams; try again shortly`,
+		`${whose} ${max} event streams; try again shortly`,
 		503,
 		"TOO_MANY_STREAMS",
 		{ retryAfter: RETRY_AFTER_FULL_S }
@@ -81,6 +85,8 @@ export function createEventStream(options: EventStreamOptions): EventStream {
 	let seq = 0;
 	const backlog: Backlogged[] = [];
 	const clients = new Set<ServerResponse>();
+	/** Open streams by client address; an address with none is not kept. */
+	const perClient = new Map<string, number>();
 	/** What each show's last event said: a write that changed no count (a confirm) is not news. */
 	const lastSent = new Map<string, string>();
 	let closed = false;
@@ -122,10 +128,26 @@ export function createEventStream(options: EventStreamOptions): EventStream {
 	function endAll(): void {
 		for (const res of clients) res.end();
 		clients.clear();
+		perClient.clear();
 	}
 
-	function refuseWhenFull(): void {
+	function refuseWhenFull(client: string): void {
 		if (closed || clients.size >= options.maxStreams) throw tooManyStreams(options.maxStreams);
+		const mine = options.maxStreamsPerClient;
+		if ((perClient.get(client) ?? 0) >= mine)
+			throw tooManyStreams(mine, "this client already has");
+	}
+
+	function track(res: ServerResponse, client: string): void {
+		clients.add(res);
+		perClient.set(client, (perClient.get(client) ?? 0) + 1);
+		res.once("close", () => {
+			// Already gone when endAll cleared everything.
+			if (!clients.delete(res)) return;
+			const left = (perClient.get(client) ?? 1) - 1;
+			if (left > 0) perClient.set(client, left);
+			else perClient.delete(client);
+		});
 	}
 
 	const heartbeat = setInterval(() => {
@@ -139,12 +161,14 @@ export function createEventStream(options: EventStreamOptions): EventStream {
 		},
 
 		async open(req, res) {
-			refuseWhenFull();
+			const client = options.clientOf(req);
+			refuseWhenFull(client);
 			const lastHeader = req.headers["last-event-id"];
 			const lastId = Array.isArray(lastHeader) ? lastHeader[0] : lastHeader;
 			// Loaded before answering, so that a shows service that is down gets its 503.
 			const first = missedSince(lastId) ?? (await snapshot(req.$ctx));
-			refuseWhenFull();
+			// Checked again, and counted at once after: streams opened together all waited above.
+			refuseWhenFull(client);
 			if (req.destroyed) return;
 			// An open stream is not idle: no socket timeout; frames go out at once.
 			req.socket.setTimeout(0);
@@ -155,14 +179,11 @@ export function createEventStream(options: EventStreamOptions): EventStream {
 				"X-Accel-Buffering": "no"
 			});
 			res.write(`retry: ${RECONNECT_MS}\n\n${first}`);
-			clients.add(res);
+			track(res, client);
 			const lifetime =
 				options.maxStreamMs > 0 ? setTimeout(() => res.end(), options.maxStreamMs) : null;
 			lifetime?.unref();
-			res.once("close", () => {
-				clients.delete(res);
-				if (lifetime) clearTimeout(lifetime);
-			});
+			if (lifetime) res.once("close", () => clearTimeout(lifetime));
 		},
 
 		publish(show) {

@@ -12,16 +12,6 @@ const { MoleculerClientError } = Errors;
 
 export type RequestWithParams = IncomingMessage & { $params?: Record<string, unknown> };
 
-/** The client's address for rate limiting: the proxy's X-Forwarded-For only when trusted. */
-export function clientAddress(req: IncomingMessage): string {
-	if (appConfig.trustProxy) {
-		const forwarded = req.headers["x-forwarded-for"];
-		const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(",")[0]?.trim();
-		if (first) return first;
-	}
-	return req.socket.remoteAddress ?? "unknown";
-}
-
 export function setSecurityHeaders(res: ServerResponse): void {
 	res.setHeader("X-Content-Type-Options", "nosniff");
 	res.setHeader("X-Frame-Options", "DENY");

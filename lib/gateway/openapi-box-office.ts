@@ -31,7 +31,9 @@ export const boxOfficePaths: OpenApiDocument["paths"] = {
 				"with `Last-Event-ID` gets the events it missed instead of a snapshot, or a fresh " +
 				"snapshot when the id is too old or from another gateway node. A `: heartbeat` " +
 				"comment comes every 15 s. Each gateway node serves a limited number of streams " +
-				"(`EVENTS_MAX_STREAMS`); past it, 503 with `Retry-After` (type `TOO_MANY_STREAMS`).",
+				"(`EVENTS_MAX_STREAMS`), and a limited number to one client address " +
+				"(`EVENTS_MAX_STREAMS_PER_CLIENT`); past either, 503 with `Retry-After` (type " +
+				"`TOO_MANY_STREAMS`).",
 			tags: ["shows"],
 			parameters: [
 				{

@@ -7,6 +7,8 @@
  * - `open_checkouts` and `seat_releases`: small to-do lists, removed when done, that the
  *   reconciler reads instead of scanning every reservation.
  * A reservation's status is derived: canceled, else its outcome, else pending.
+ * What never held a seat is not kept: a checkout refused before its hold is taken back at once, and
+ * a failed one goes once the Idempotency-Key window is over (no key can name it any more).
  */
 import type { SideCollection } from "../store/store-api";
 import type { Reservation, ReservationDoc } from "../common/types";
@@ -62,6 +64,10 @@ export interface ReservationFacts {
 	): Promise<StateDoc & { recorded: boolean }>;
 	/** Records a cancel at `at`: the first one stands, and a later call learns it. */
 	recordCancel(id: string, at: number): Promise<StateDoc & { recorded: boolean }>;
+	/** Takes back a checkout that has no outcome (it was refused); false if it has one. */
+	discard(id: string): Promise<boolean>;
+	/** Removes up to `batch` failed checkouts decided before `before`; returns how many went. */
+	purgeFailed(before: number, batch: number): Promise<number>;
 }
 
 /** Bookings and facts a node keeps in memory (a few MB). */
@@ -149,6 +155,33 @@ export function createReservationFacts(
 				.open_checkouts.removeLater(id)
 				.catch(err => logger.warn(`Open checkout ${id} stays listed: ${err.message}`));
 			return { ...outcome, recorded };
+		},
+
+		async discard(id) {
+			if (await facts.findFact(`${id}:outcome`)) return false;
+			// The booking first: a to-do entry left without it is failed by the reconciler, and
+			// that outcome purged later; a booking left without its entry would stay pending.
+			await collections().reservations.removeById(id);
+			remembered.delete(`booking:${id}`);
+			await collections().open_checkouts.removeById(id);
+			return true;
+		},
+
+		async purgeFailed(before, batch) {
+			const failed = await collections().reservation_states.find<StateDoc>(
+				{ status: "failed", at: { $lt: before } },
+				batch
+			);
+			// Together, so that group commit removes them in one store write per collection.
+			await Promise.all(
+				failed.map(f => collections().reservations.removeById(f.reservation))
+			);
+			await Promise.all(failed.map(f => collections().reservation_states.removeById(f._id)));
+			for (const f of failed) {
+				remembered.delete(`booking:${f.reservation}`);
+				remembered.delete(`fact:${f._id}`);
+			}
+			return failed.length;
 		},
 
 		async recordCancel(id, at) {

@@ -146,26 +146,44 @@ describe("api checkout saga", () => {
 			expect(await holdState(broker, show._id, answer._id)).toEqual({ state: "confirmed" });
 		});
 
-		it("not enough seats is 409 NOT_ENOUGH_SEATS with the remaining count, holds nothing, and its recorded checkout is failed", async () => {
+		it.each([
+			["without", undefined],
+			["with", "key"]
+		])(
+			"not enough seats (%s an Idempotency-Key) is 409 NOT_ENOUGH_SEATS with the remaining count, holds nothing, and keeps no reservation of it",
+			async (_with, key) => {
+				const show = await createShow(broker, 10);
+				await checkout(broker, { showID: show._id, name: "Ann", count: 7 });
+				const bob = { showID: show._id, name: "Bob", count: 7 };
+				await expect(checkout(broker, bob, key && newId(key))).rejects.toMatchObject({
+					code: 409,
+					type: "NOT_ENOUGH_SEATS",
+					message: "cannot reserve 7 seats. Only 3 remaining."
+				});
+				expect((await getShow(broker, show._id)).reserved).toBe(7);
+				const statuses = (await reservationsOf(broker, show._id)).map(r => r.status);
+				expect(statuses).toEqual(["confirmed"]);
+			}
+		);
+
+		it("a key whose checkout was refused before it held a seat books on a retry once seats are free", async () => {
 			const show = await createShow(broker, 10);
-			await checkout(broker, { showID: show._id, name: "Ann", count: 7 });
-			await expect(
-				checkout(broker, { showID: show._id, name: "Bob", count: 7 }, newId("key"))
-			).rejects.toMatchObject({
-				code: 409,
-				type: "NOT_ENOUGH_SEATS",
-				message: "cannot reserve 7 seats. Only 3 remaining."
-			});
+			const ann = await checkout(broker, { showID: show._id, name: "Ann", count: 7 });
+			const key = newId("key");
+			const bob = { showID: show._id, name: "Bob", count: 7 };
+			await expect(checkout(broker, bob, key)).rejects.toMatchObject({ code: 409 });
+			await broker.call("api.cancelReservation", { id: ann._id });
+			const booked = await checkout(broker, bob, key);
+			expect(booked).toMatchObject({ status: "confirmed", guests: 7 });
+			expect(await checkout(broker, bob, key)).toEqual(booked);
 			expect((await getShow(broker, show._id)).reserved).toBe(7);
-			// The reservation was recorded beside the hold (they run together); the refusal failed it.
-			const statuses = (await reservationsOf(broker, show._id)).map(r => r.status).sort();
-			expect(statuses).toEqual(["confirmed", "failed"]);
 		});
 
-		it("an unknown show is 404 SHOW_NOT_FOUND", async () => {
+		it("an unknown show is 404 SHOW_NOT_FOUND and keeps no reservation of it", async () => {
 			await expect(
 				checkout(broker, { showID: UNKNOWN_SHOW, name: "Ann", count: 1 })
 			).rejects.toMatchObject({ code: 404, type: "SHOW_NOT_FOUND" });
+			expect(await reservationsOf(broker, UNKNOWN_SHOW)).toEqual([]);
 		});
 
 		it("without an Idempotency-Key two identical checkouts are two bookings", async () => {

@@ -1,7 +1,7 @@
 /**
  * lib/gateway/event-stream.ts over a real HTTP server: snapshot first, numbered changes, replay after
- * Last-Event-ID, a snapshot when the id is too old or foreign, heartbeats, the stream cap, resync
- * and shutdown.
+ * Last-Event-ID, a snapshot when the id is too old or foreign, heartbeats, the stream caps (per
+ * node and per client), resync and shutdown.
  */
 import http from "node:http";
 import { Errors } from "moleculer";
@@ -39,6 +39,9 @@ beforeEach(async () => {
 	loadFailure = null;
 	stream = createEventStream({
 		maxStreams: 3,
+		maxStreamsPerClient: 2,
+		// The test's clients all come from 127.0.0.1: a header names which one each is.
+		clientOf: req => String(req.headers["x-test-client"] ?? "anonymous"),
 		heartbeatMs: 100,
 		backlog: 3,
 		maxStreamMs: 0,
@@ -98,6 +101,8 @@ describe("event stream", () => {
 		stream.close();
 		stream = createEventStream({
 			maxStreams: 3,
+			maxStreamsPerClient: 3,
+			clientOf: () => "one client",
 			heartbeatMs: 60000,
 			backlog: 10,
 			maxStreamMs: 300,
@@ -161,7 +166,11 @@ describe("event stream", () => {
 	});
 
 	it("refuses streams past the cap with a 503 and Retry-After, and has room again after one ends", async () => {
-		const open3 = [await open(), await open(), await open()];
+		const open3 = [
+			await open({ "X-Test-Client": "a" }),
+			await open({ "X-Test-Client": "b" }),
+			await open({ "X-Test-Client": "c" })
+		];
 		for (const r of open3) await r.waitFor(isEvent("snapshot"));
 		expect(stream.size).toBe(3);
 		const refused = await fetch(`${baseUrl}/events`);
@@ -176,6 +185,33 @@ describe("event stream", () => {
 		await waitUntil(() => stream.size === 2);
 		const later = await open();
 		expect(later.status).toBe(200);
+	});
+
+	it("refuses one client's streams past its own cap with a 503 and Retry-After while others still get in", async () => {
+		const greedy = { "X-Test-Client": "greedy" };
+		const two = [await open(greedy), await open(greedy)];
+		for (const r of two) await r.waitFor(isEvent("snapshot"));
+		const refused = await fetch(`${baseUrl}/events`, { headers: greedy });
+		expect(refused.status).toBe(503);
+		expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+		expect(await refused.json()).toMatchObject({ code: 503, type: "TOO_MANY_STREAMS" });
+		expect(stream.size).toBe(2);
+		const other = await open({ "X-Test-Client": "other" });
+		expect(other.status).toBe(200);
+		two[0].close();
+		await waitUntil(() => stream.size === 2);
+		const again = await open(greedy);
+		expect(again.status).toBe(200);
+	});
+
+	it("holds a client to its cap when its streams open all at once", async () => {
+		const greedy = { "X-Test-Client": "greedy" };
+		const answers = await Promise.all(
+			[1, 2, 3, 4, 5].map(() => fetch(`${baseUrl}/events`, { headers: greedy }))
+		);
+		const statuses = answers.map(a => a.status).sort();
+		for (const a of answers) await a.body?.cancel();
+		expect(statuses).toEqual([200, 200, 503, 503, 503]);
 	});
 
 	it("resync ends every stream and makes old ids unknown, so clients get a snapshot", async () => {
