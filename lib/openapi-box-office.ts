@@ -106,6 +106,7 @@ export const boxOfficePaths: OpenApiDocument["paths"] = {
 							"words.js",
 							"shows.js",
 							"bookings.js",
+							"pending.js",
 							"box-office.js",
 							"box-office.css",
 							"favicon.svg"

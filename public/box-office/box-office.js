@@ -2,8 +2,9 @@
  * The box office's order form: an order, its one Idempotency-Key until a definite answer, and the
  * form's state (ready, sending, booked, asking). A booked order stays booked: pressing Book again on
  * it asks before booking another, and the same order resends the same key, so a double click, a
- * retry, a lost answer or a closed tab books once. The shows (shows.js) and the bookings
- * (bookings.js) are in their own files; words.js says things. Plain browser JavaScript, no build.
+ * retry, a lost answer or a closed tab books once. The shows (shows.js), the bookings
+ * (bookings.js) and the orders left unanswered (pending.js) are in their own files; words.js says
+ * things. Plain browser JavaScript, no build step.
  */
 "use strict";
 
@@ -11,18 +12,12 @@
 	const { say, complain, seats, $ } = window.BoxOffice;
 	const shows = window.BoxOffice.shows;
 	const bookings = window.BoxOffice.bookings;
+	const pending = window.BoxOffice.pending;
 
 	/** Automatic retries of one order after 503 (with its Retry-After) or a lost connection. */
 	const MAX_AUTO_RETRIES = 4;
 	/** Longer waits than this are not waited out: the user is told when to try again. */
 	const MAX_AUTO_WAIT_S = 30;
-	/** Orders sent but not answered, kept across visits (key and body) until a definite answer. */
-	const PENDING_KEY = "box-office-pending";
-	/**
-	 * An unanswered order older than this is not sent again on a later visit: the server keeps a
-	 * key 24 hours, and only within that does resending it replay instead of booking twice.
-	 */
-	const PENDING_MAX_AGE_MS = 12 * 3600 * 1000;
 
 	const form = $("order");
 	const countInput = $("count");
@@ -131,8 +126,12 @@
 		setFormState({ kind: "sending" });
 		const order = JSON.parse(current.body);
 		const booking = await sendOrder(current, order, note);
+		// Booked, unless the form was changed meanwhile: then what it shows is another order.
+		const shown = JSON.stringify(formOrder()) === current.body;
 		setFormState(
-			booking ? { kind: "booked", body: current.body, id: booking._id } : { kind: "ready" }
+			booking && shown
+				? { kind: "booked", body: current.body, id: booking._id }
+				: { kind: "ready" }
 		);
 	}
 
@@ -158,7 +157,7 @@
 	/** Sends one order until a definite answer or giving up; the booking, or null. */
 	async function sendOrder(current, order, note) {
 		const what = `${seats(order.count)} for ${shows.nameOf(order.showID)}`;
-		keepPending(current);
+		pending.keep(current);
 		for (let tries = 0; ; tries++) {
 			say(`Booking ${what}…`);
 			let res;
@@ -186,7 +185,7 @@
 			}
 			const answer = await res.json().catch(() => ({}));
 			if (res.status === 201 || res.status === 200) {
-				dropPending(current);
+				pending.drop(current);
 				const booking = bookings.add(answer, shows.nameOf(order.showID));
 				// The id is in the booking below, where it does not break across lines.
 				say(
@@ -212,7 +211,7 @@
 			}
 			if (res.status === 429) {
 				// Refused before booking anything: the order is not pending.
-				dropPending(current);
+				pending.drop(current);
 				const delay = retryAfterSeconds(res, 60);
 				complain(
 					`Too many orders from your connection just now. Nothing was booked. ` +
@@ -228,7 +227,7 @@
 				return null;
 			}
 			// A definite refusal: nothing was booked, and the next try is a new order.
-			dropPending(current);
+			pending.drop(current);
 			attempt = null;
 			complain(refusal(res.status, answer, order));
 			return null;
@@ -253,43 +252,15 @@
 
 	// ---- orders left unanswered, across visits ---------------------------------------------
 
-	function pendingOrders() {
-		try {
-			const stored = JSON.parse(localStorage.getItem(PENDING_KEY) ?? "[]");
-			return Array.isArray(stored) ? stored : [];
-		} catch {
-			return [];
-		}
-	}
-
-	function storePending(list) {
-		try {
-			if (list.length) localStorage.setItem(PENDING_KEY, JSON.stringify(list));
-			else localStorage.removeItem(PENDING_KEY);
-		} catch {
-			// Private mode: a closed tab's order cannot be taken up later.
-		}
-	}
-
-	/** Before sending: should the tab close before the answer, the next visit sends it again. */
-	function keepPending(current) {
-		const others = pendingOrders().filter(p => p.key !== current.key);
-		storePending([...others, { key: current.key, body: current.body, at: Date.now() }]);
-	}
-
-	function dropPending(current) {
-		storePending(pendingOrders().filter(p => p.key !== current.key));
-	}
-
 	/** The orders an earlier visit sent without an answer, each sent again under its own key. */
 	async function takeUpPending() {
-		for (const pending of pendingOrders()) {
-			const order = JSON.parse(pending.body);
-			if (Date.now() - pending.at > PENDING_MAX_AGE_MS) {
-				dropPending(pending);
+		for (const left of pending.unanswered()) {
+			const order = JSON.parse(left.body);
+			if (left.tooOld) {
+				pending.drop(left);
 				complain(
 					`An order of ${seats(order.count)} for ${shows.nameOf(order.showID)} from ` +
-						`${new Date(pending.at).toLocaleString()} never got an answer, and is too ` +
+						`${new Date(left.at).toLocaleString()} never got an answer, and is too ` +
 						`old to send again safely. Nothing was sent.`
 				);
 				continue;
@@ -297,7 +268,7 @@
 			shows.choose(order.showID);
 			countInput.value = String(order.count);
 			nameInput.value = order.name;
-			attempt = { body: pending.body, key: pending.key };
+			attempt = { body: left.body, key: left.key };
 			await send(attempt, " (The order left unfinished on your last visit.)");
 		}
 	}
