@@ -13,10 +13,20 @@
 	 */
 	const MAX_AGE_MS = 12 * 3600 * 1000;
 
+	/** An order as kept: its key, and a body that reads as an order. */
+	function wellFormed(p) {
+		try {
+			const order = JSON.parse(p.body);
+			return typeof p.key === "string" && typeof order.showID === "string" && order.count > 0;
+		} catch {
+			return false;
+		}
+	}
+
 	function stored() {
 		try {
 			const list = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? "[]");
-			return Array.isArray(list) ? list : [];
+			return Array.isArray(list) ? list.filter(p => p && wellFormed(p)) : [];
 		} catch {
 			return [];
 		}
