@@ -94,7 +94,7 @@ export const boxOfficePaths: OpenApiDocument["paths"] = {
 	"/box-office/{asset}": {
 		get: {
 			operationId: "boxOfficeAsset",
-			summary: "The page's script, style sheet and icon",
+			summary: "The page's scripts, style sheet and icon",
 			tags: ["reservations"],
 			parameters: [
 				{
@@ -103,7 +103,16 @@ export const boxOfficePaths: OpenApiDocument["paths"] = {
 					required: true,
 					schema: {
 						type: "string",
-						enum: ["index.html", "box-office.js", "box-office.css", "favicon.svg"]
+						enum: [
+							"index.html",
+							"words.js",
+							"shows.js",
+							"bookings.js",
+							"pending.js",
+							"box-office.js",
+							"box-office.css",
+							"favicon.svg"
+						]
 					}
 				}
 			],
