@@ -11,7 +11,7 @@ import type { SideCollection } from "../store/store-api";
 import type { CounterSpec } from "../common/metrics";
 import { keyWindowMs, purgeExpiredKeys } from "./idempotency-keys";
 import type { ReservationFacts, TodoDoc } from "../reservations/reservation-facts";
-import type { HoldState } from "../common/types";
+import { CHECKOUT_STEPS, settleAbandoned } from "./saga-steps";
 
 export const RECONCILED_COUNTER: CounterSpec = {
 	name: "tickets_checkouts_reconciled_total",
@@ -67,7 +67,7 @@ export async function releaseCanceledSeats(
 	id: string,
 	showID: string
 ): Promise<void> {
-	await host.broker.call("shows.releaseSeats", { showID, holdId: id });
+	await host.broker.call(CHECKOUT_STEPS.hold.undo, { showID, holdId: id });
 	await host.side.seat_releases.removeById(id);
 }
 
@@ -86,7 +86,7 @@ export async function releaseSeatsOrLeaveListed(
 	try {
 		// Through the cancel's context: the show's new seats come back in its meta to the gateway
 		// (see shows.releaseSeats).
-		await ctx.call("shows.releaseSeats", { showID, holdId: id });
+		await ctx.call(CHECKOUT_STEPS.hold.undo, { showID, holdId: id });
 	} catch (err) {
 		return warn(`Seats of canceled reservation ${id} not released yet, will retry`)(
 			err as Error
@@ -95,26 +95,13 @@ export async function releaseSeatsOrLeaveListed(
 	host.side.seat_releases.removeLater(id).catch(warn(`Seat release ${id} stays listed`));
 }
 
-/**
- * A checkout whose orchestrator vanished: settle it by where its seats stand. Releasing
- * with `onlyIfHeld` both frees seats that were only held (past their deadline, they can no
- * longer be confirmed) and reports seats that were sold, in one serialised step.
- */
+/** A checkout whose orchestrator vanished, settled by the saga's own table (saga-steps.ts). */
 async function reconcilePending(host: ReconcilerHost, id: string, showID: string): Promise<void> {
-	const { state } = await host.broker.call<{ state: HoldState }, object>("shows.releaseSeats", {
-		showID,
-		holdId: id,
-		onlyIfHeld: true
-	});
-	if (state === "confirmed") {
-		await host.broker.call("reservations.confirm", { id });
-		host.countMetric(RECONCILED_COUNTER.name, { result: "confirmed" });
-		host.logger.info(`Reconciled checkout ${id}: seats were sold, confirmed`);
-		return;
-	}
-	await host.facts.recordOutcome(id, "failed", `abandoned (${state})`);
-	host.countMetric(RECONCILED_COUNTER.name, { result: "failed" });
-	host.logger.info(`Reconciled checkout ${id}: seats ${state}, marked failed`);
+	const result = await settleAbandoned(host.broker, id, showID, (checkout, reason) =>
+		host.facts.recordOutcome(checkout, "failed", reason)
+	);
+	host.countMetric(RECONCILED_COUNTER.name, { result });
+	host.logger.info(`Reconciled checkout ${id}: ${result}`);
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The checkout saga the gateway runs, keyed by a random checkout id (an Idempotency-Key maps to the
- * first request's id through reservations' key records):
+ * first request's id through reservations' key records). Its steps, their undo actions and what an
+ * unknown outcome means are the table of lib/checkout/saga-steps.ts:
  *   hold seats (shows) → record the reservation as pending (reservations) → confirm the hold, the
  *   pivot after which the seats are sold → confirm the reservation.
  * Every step is idempotent by the checkout id, so a retry or a replay changes nothing. A failure
@@ -12,6 +13,7 @@ import crypto from "node:crypto";
 import type { Context, ServiceBroker } from "moleculer";
 import { checkoutFailed, idempotencyKeyReused, tooManyTickets } from "../common/errors";
 import type { HoldState, HoldView, Reservation, ReservationDoc } from "../common/types";
+import { CHECKOUT_STEPS, FAIL_CHECKOUT } from "./saga-steps";
 
 export interface CheckoutParams {
 	showID: string;
@@ -128,14 +130,14 @@ export async function resumeCheckout(
 ): Promise<BookingAnswer> {
 	const { showID, name, count } = ctx.params;
 	const hold = () =>
-		ctx.call<HoldView & { created: boolean }, object>("shows.holdSeats", {
+		ctx.call<HoldView & { created: boolean }, object>(CHECKOUT_STEPS.hold.action, {
 			showID,
 			holdId: checkoutId,
 			count,
 			resume
 		});
 	const record = () =>
-		ctx.call<{ created: boolean }, object>("reservations.create", {
+		ctx.call<{ created: boolean }, object>(CHECKOUT_STEPS.record.action, {
 			checkoutId,
 			showID,
 			name,
@@ -171,7 +173,7 @@ export async function resumeCheckout(
 	}
 
 	try {
-		await ctx.call("shows.confirmHold", { showID, holdId: checkoutId });
+		await ctx.call(CHECKOUT_STEPS.pivot.action, { showID, holdId: checkoutId });
 	} catch (err) {
 		if (isClientError(err)) {
 			// The hold expired before we got here: the seats are gone, the checkout failed.
@@ -183,7 +185,7 @@ export async function resumeCheckout(
 
 	// Past the pivot the seats are sold; the confirmation is retried, never compensated.
 	const reservation = await ctx.call<Reservation, object>(
-		"reservations.confirm",
+		CHECKOUT_STEPS.confirm.action,
 		{ id: checkoutId },
 		{ retries: 3 }
 	);
@@ -208,7 +210,7 @@ async function holdThenRecord<H, R>(
  */
 async function discardOrFail(host: SagaHost, id: string): Promise<void> {
 	try {
-		await host.broker.call("reservations.discard", { id }, { timeout: 5000 });
+		await host.broker.call(CHECKOUT_STEPS.record.undo, { id }, { timeout: 5000 });
 	} catch (err) {
 		host.logger.warn(`Refused checkout ${id} not taken back: ${(err as Error).message}`);
 		await failQuietly(host, id, "no seats held");
@@ -218,7 +220,7 @@ async function discardOrFail(host: SagaHost, id: string): Promise<void> {
 /** Records a checkout as failed, or leaves it pending for the reconciler if that fails too. */
 async function failQuietly(host: SagaHost, id: string, reason: string): Promise<void> {
 	try {
-		await host.broker.call("reservations.fail", { id, reason }, { timeout: 5000 });
+		await host.broker.call(FAIL_CHECKOUT, { id, reason }, { timeout: 5000 });
 	} catch (err) {
 		host.logger.warn(`Checkout ${id} left for the reconciler: ${(err as Error).message}`);
 	}
@@ -236,7 +238,7 @@ export async function releaseQuietly(
 	try {
 		// Not through `ctx`: the checkout's time budget may be spent by now.
 		const { state } = await host.broker.call<{ state: HoldState }, object>(
-			"shows.releaseSeats",
+			CHECKOUT_STEPS.hold.undo,
 			{ showID, holdId, onlyIfHeld: true },
 			{ timeout: 5000 }
 		);
