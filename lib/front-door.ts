@@ -86,8 +86,10 @@ function guarded<T>(
 ): T | undefined {
 	try {
 		const result = run();
-		if (result instanceof Promise)
-			return result.catch(err => answerFailure(logger, req, res, err)) as T;
+		// Any thenable: moleculer-web's own promises need not be native ones.
+		const thenable = result as { then?: unknown } | undefined;
+		if (typeof thenable?.then === "function")
+			return Promise.resolve(result).catch(err => answerFailure(logger, req, res, err)) as T;
 		return result;
 	} catch (err) {
 		answerFailure(logger, req, res, err);
