@@ -129,7 +129,7 @@ export function guardAndLog(
 	const route = routeOf(path);
 	if (!route) {
 		// A body sent to no route is not worth reading (a 10 GB one would be, to the end).
-		if (req.headers["content-length"] || req.headers["transfer-encoding"])
+		if (Number(req.headers["content-length"]) > 0 || req.headers["transfer-encoding"])
 			closeAfterAnswer(req, res);
 		refuseAtTheDoor(res, 404, "not found", "NOT_FOUND");
 		return true;
