@@ -35,12 +35,16 @@ export function publicFolder(from = __dirname): string {
 	}
 }
 
-/** serve-static options: the page's CSP; HTML revalidated every time, the rest for a while. */
+/**
+ * serve-static options: the page's CSP; HTML revalidated every time, the rest for a while. Never a
+ * redirect: serve-static's would echo the path (`/\evil.example/..` to an off-site Location); the
+ * front door sends `/box-office` on to `/box-office/` itself.
+ */
 export const assetOptions = {
 	index: ["index.html"],
 	dotfiles: "ignore",
 	fallthrough: true,
-	redirect: true,
+	redirect: false,
 	etag: true,
 	lastModified: true,
 	setHeaders(res: ServerResponse, file: string) {

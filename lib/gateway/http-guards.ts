@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Errors } from "moleculer";
 import { appConfig } from "../common/config";
 import { describeError } from "./http-errors";
+import { loggedPath, pathOf, routeOf, type PublicRoute } from "./public-routes";
 
 const { MoleculerClientError } = Errors;
 
@@ -20,37 +21,10 @@ export function setSecurityHeaders(res: ServerResponse): void {
 	res.setHeader("Cache-Control", "no-store");
 }
 
-/** The routes of docs/api.md and the methods each answers; the access log names these. */
-export const PUBLIC_ROUTES: { route: string; pattern: RegExp; methods: string[] }[] = [
-	{ route: "/", pattern: /^\/$/, methods: ["GET"] },
-	{ route: "/shows/:id", pattern: /^\/shows\/[^/]+$/, methods: ["GET"] },
-	{ route: "/reserve", pattern: /^\/reserve$/, methods: ["POST"] },
-	{ route: "/reservations/:id", pattern: /^\/reservations\/[^/]+$/, methods: ["GET", "DELETE"] },
-	{ route: "/health", pattern: /^\/health$/, methods: ["GET"] },
-	{ route: "/openapi.json", pattern: /^\/openapi\.json$/, methods: ["GET"] },
-	{ route: "/events", pattern: /^\/events$/, methods: ["GET"] },
-	{ route: "/box-office/", pattern: /^\/box-office(\/[^/]*)?$/, methods: ["GET"] }
-];
-
-/** Longest path the access log writes as it came; ids beyond are the client's own business. */
-const LOGGED_PATH_CHARS = 64;
-
-function matchRoute(path: string) {
-	const trimmed = path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
-	return PUBLIC_ROUTES.find(r => r.pattern.test(trimmed)) ?? null;
-}
-
-/** The access log's name for a path: its route, never the capability id inside it. */
-function loggedPath(path: string): string {
-	const match = matchRoute(path);
-	if (match) return match.route;
-	const cut = path.length > LOGGED_PATH_CHARS ? `${path.slice(0, LOGGED_PATH_CHARS)}…` : path;
-	return JSON.stringify(cut).slice(1, -1);
-}
-
 /** An error answered by the door itself, before moleculer-web or a body parser saw the request. */
 function refuseAtTheDoor(res: ServerResponse, status: number, message: string, type: string) {
 	const names: Record<number, string> = {
+		400: "BadRequest",
 		404: "NotFoundError",
 		405: "MethodNotAllowed",
 		408: "RequestTimeout",
@@ -96,19 +70,37 @@ function answerPreflight(req: IncomingMessage, res: ServerResponse, methods: str
 	return true;
 }
 
+/** Headers that make an answer conditional; only a GET whose answer carries an ETag heeds them. */
+const CONDITIONAL_HEADERS = [
+	"if-none-match",
+	"if-modified-since",
+	"if-match",
+	"if-unmodified-since",
+	"if-range"
+];
+
+/**
+ * moleculer-web answers 304 to any fresh-looking 2xx (`If-None-Match: *` on a POST that booked):
+ * a request whose answer carries no ETag loses its conditional headers before anything reads them.
+ */
+function dropStrayConditionals(req: IncomingMessage, route: PublicRoute): void {
+	if (req.method === "GET" && route.conditional) return;
+	for (const name of CONDITIONAL_HEADERS) delete req.headers[name];
+}
+
 /**
  * The gateway's front door, before any routing: security headers and the access log on every
- * answer; OPTIONS and HEAD never reach an action (moleculer-web would run OPTIONS as the method in
- * Access-Control-Request-Method); other unlisted methods on a known route are 405; a body larger
- * than the limit is refused before it is read, and one that does not arrive in time is 408.
- * Returns true when it has answered.
+ * answer; a path not spelled exactly as a route is 404 whatever the method; OPTIONS and HEAD never
+ * reach an action (moleculer-web would run OPTIONS as the method in Access-Control-Request-Method);
+ * other unlisted methods on a route are 405; a body larger than the limit is refused before it is
+ * read, and one that does not arrive in time is 408. Returns true when it has answered.
  */
 export function guardAndLog(
 	log: { info(...args: unknown[]): void },
 	req: IncomingMessage,
 	res: ServerResponse
 ): boolean {
-	const path = (req.url ?? "").split("?")[0];
+	const path = pathOf(req.url);
 	setSecurityHeaders(res);
 	if (appConfig.accessLog) {
 		const started = process.hrtime.bigint();
@@ -118,14 +110,23 @@ export function guardAndLog(
 		});
 	}
 
-	const route = matchRoute(path);
-	const method = req.method ?? "";
-	if (route && method === "OPTIONS" && answerPreflight(req, res, route.methods)) return true;
-	if (!route && (method === "OPTIONS" || method === "HEAD")) {
+	// Node's own refusal of an HTTP/1.1 request without Host is empty; this one is JSON.
+	if (req.httpVersion === "1.1" && !req.headers.host) {
+		closeAfterAnswer(req, res);
+		refuseAtTheDoor(res, 400, "the request has no Host header", "BAD_REQUEST");
+		return true;
+	}
+	const route = routeOf(path);
+	if (!route) {
+		// A body sent to no route is not worth reading (a 10 GB one would be, to the end).
+		if (Number(req.headers["content-length"]) > 0 || req.headers["transfer-encoding"])
+			closeAfterAnswer(req, res);
 		refuseAtTheDoor(res, 404, "not found", "NOT_FOUND");
 		return true;
 	}
-	if (route && !route.methods.includes(method)) {
+	const method = req.method ?? "";
+	if (method === "OPTIONS" && answerPreflight(req, res, route.methods)) return true;
+	if (!route.methods.includes(method)) {
 		res.setHeader("Allow", route.methods.join(", "));
 		refuseAtTheDoor(
 			res,
@@ -135,6 +136,7 @@ export function guardAndLog(
 		);
 		return true;
 	}
+	dropStrayConditionals(req, route);
 
 	const length = Number(req.headers["content-length"] ?? 0);
 	if (length > appConfig.bodyLimitBytes) {

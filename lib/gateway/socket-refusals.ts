@@ -1,10 +1,11 @@
 /**
  * Answers for requests Node refuses before they become requests (unparsable, headers too large,
- * too slow) and for CONNECT, which Node hands over as a bare socket: JSON errors like every other,
+ * too slow, an unknown `Expect`) and for CONNECT, which Node hands over as a bare socket: JSON errors like every other,
  * written straight to the socket, which is then closed.
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
+import { setSecurityHeaders, writeJson } from "./http-guards";
 
 interface Refusal {
 	code: number;
@@ -71,4 +72,21 @@ function endWithError(socket: Duplex, refusal: Refusal) {
 			"X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n" +
 			body
 	);
+}
+
+/** An `Expect` other than 100-continue (Node's own answer is an empty 417). */
+export function refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
+	setSecurityHeaders(res);
+	res.setHeader("Connection", "close");
+	writeJson(
+		res,
+		417,
+		JSON.stringify({
+			name: "ExpectationFailed",
+			message: "the Expect header names an expectation this server does not meet",
+			code: 417,
+			type: "EXPECTATION_FAILED"
+		})
+	);
+	req.resume();
 }

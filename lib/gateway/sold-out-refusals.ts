@@ -37,6 +37,8 @@ export interface SoldOutDoor {
 	rateLimit: RouteRateLimit | null;
 	/** Counts a refusal in `tickets_checkouts_total`. */
 	counted(outcome: "sold_out" | "invalid" | "rate_limited"): void;
+	/** Answers a throw here, once the body was read: it must not end the process. */
+	failed(req: IncomingMessage, res: ServerResponse, err: unknown): void;
 }
 
 /** moleculer-web's own refusal, as its rate limiter raises it (no type). */
@@ -63,10 +65,20 @@ function plainCheckoutType(req: IncomingMessage): string | null {
  * Calls `done` with the whole body. A request cut off before its end never calls it, and its
  * listeners go with it.
  */
-function readBody(req: IncomingMessage, done: (body: Buffer) => void): void {
+function readBody(
+	req: IncomingMessage,
+	done: (body: Buffer) => void,
+	failed: (err: unknown) => void
+): void {
 	const chunks: Buffer[] = [];
 	req.on("data", (chunk: Buffer) => chunks.push(chunk));
-	req.once("end", () => done(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
+	req.once("end", () => {
+		try {
+			done(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+		} catch (err) {
+			failed(err);
+		}
+	});
 }
 
 /** The body's fields as the route's parser gives them, or null if it refuses them (422). */
@@ -98,7 +110,8 @@ function countAgainstRateLimit(
 	limit: RouteRateLimit | null,
 	req: IncomingMessage,
 	res: ServerResponse,
-	then: (withinLimit: boolean) => void
+	then: (withinLimit: boolean) => void,
+	failed: (err: unknown) => void
 ): void {
 	const key = limit?.key(req);
 	if (!limit || !key) return then(true);
@@ -113,7 +126,7 @@ function countAgainstRateLimit(
 	};
 	const hits = limit.store.inc(key);
 	if (typeof hits === "number") counted(hits);
-	else hits.then(counted, () => then(true));
+	else hits.then(counted, () => then(true)).catch(failed);
 }
 
 /**
@@ -132,31 +145,42 @@ export function refuseKnownSoldOut(
 		door.counted(outcome);
 		sendErrorAnswer(req, res, err);
 	};
-	readBody(req, body => {
-		try {
-			requireUtf8(req, res, body);
-		} catch (err) {
-			return bodyReadFailed(err, req, res, e => refuse("invalid", e as Error));
-		}
-		const text = body.toString("utf8");
-		const fields = parsedCheckout(type, text);
-		const checkout = fields && validCheckout(door, type, fields);
-		if (
-			!checkout ||
-			checkout.count > door.maxTicketsPerOrder ||
-			!isKnownSoldOut(door.cache, door.ttlMs, checkout.showID)
-		) {
-			// Parsed once: the route's parser leaves a body that is no longer text alone. One
-			// that did not parse goes on as text, for the parser to refuse in its own words.
-			req.body = fields ?? text;
-			return next();
-		}
-		countAgainstRateLimit(door.rateLimit, req, res, withinLimit => {
-			if (!withinLimit) return refuse("rate_limited", new RateLimitExceeded());
-			door.counted("sold_out");
-			sendSoldOut(res, checkout.count);
-		});
-	});
+	const failed = (err: unknown) => door.failed(req, res, err);
+	readBody(
+		req,
+		body => {
+			try {
+				requireUtf8(req, res, body);
+			} catch (err) {
+				return bodyReadFailed(err, req, res, e => refuse("invalid", e as Error));
+			}
+			const text = body.toString("utf8");
+			const fields = parsedCheckout(type, text);
+			const checkout = fields && validCheckout(door, type, fields);
+			if (
+				!checkout ||
+				checkout.count > door.maxTicketsPerOrder ||
+				!isKnownSoldOut(door.cache, door.ttlMs, checkout.showID)
+			) {
+				// Parsed once: the route's parser leaves a body that is no longer text alone. One
+				// that did not parse goes on as text, for the parser to refuse in its own words.
+				req.body = fields ?? text;
+				return next();
+			}
+			countAgainstRateLimit(
+				door.rateLimit,
+				req,
+				res,
+				withinLimit => {
+					if (!withinLimit) return refuse("rate_limited", new RateLimitExceeded());
+					door.counted("sold_out");
+					sendSoldOut(res, checkout.count);
+				},
+				failed
+			);
+		},
+		failed
+	);
 	return true;
 }
 
