@@ -27,7 +27,8 @@ import {
 	type Block,
 	type Ports,
 	type Shell,
-	type StepResult
+	type StepResult,
+	ROOT
 } from "../support/readme";
 import { waitForHealthy } from "../support/system";
 
@@ -288,6 +289,27 @@ it("docker compose config accepts the compose file", async () => {
 	const bad = shell(`cd ${broken} && docker compose config --quiet`, env);
 	expect(await bad.exited).not.toBe(0);
 }, 900000);
+
+it("counts npm ci's engine warnings on Node 20 and names their packages as the lockfile has them", () => {
+	// npm warns once (5 lines) for each installed package whose `engines.node` Node 20 does not meet.
+	const semver = require("semver") as { satisfies(version: string, range: string): boolean };
+	const lock = JSON.parse(fs.readFileSync(path.join(ROOT, "package-lock.json"), "utf8")) as {
+		packages: Record<string, { engines?: { node?: string } }>;
+	};
+	const warned = Object.entries(lock.packages)
+		.filter(([, p]) => p.engines?.node && !semver.satisfies("20.20.2", p.engines.node))
+		.map(([at]) => at.replace(/^node_modules\//, ""));
+	// "" is this project itself.
+	const packages = warned.filter(name => name !== "");
+	const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8").replace(/\s+/g, " ");
+	const paragraph = /On Node 20, `npm ci` prints [^.]*\./.exec(readme)?.[0] ?? "";
+	expect(paragraph).toContain(
+		`prints ${warned.length} \`npm warn EBADENGINE Unsupported engine\` warnings of 5 lines each (${5 * warned.length} lines)`
+	);
+	expect(warned).toContain("");
+	expect(paragraph).toContain("this project's own `engines`");
+	for (const name of packages) expect(paragraph).toContain(`\`${name}\``);
+});
 
 it("runs every marked README block", () => {
 	expect([...blocks.keys()].filter(name => !ran.has(name))).toEqual([]);
