@@ -194,17 +194,21 @@ async function stepResults(
  */
 export function terminal(env: NodeJS.ProcessEnv, cwd: string) {
 	const run = shell('while IFS= read -r line; do eval "$line"; done', env, true, cwd);
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "readme-terminal-"));
 	let blocks = 0;
 	return {
 		shell: run,
 		async run(block: Block, ports: Ports, timeoutMs: number): Promise<StepResult[]> {
 			const steps = bashSteps(localize(block.body, ports));
 			const tag = `${++blocks}.`;
-			const file = path.join(dir, `${blocks}.sh`);
+			const dir = fs.mkdtempSync(path.join(os.tmpdir(), "readme-block-"));
+			const file = path.join(dir, "block.sh");
 			fs.writeFileSync(file, markedScript(steps, tag));
 			run.child.stdin!.write(`source ${file} < /dev/null; echo "@@step ${tag}end@@"\n`);
-			return stepResults(block, steps, run, tag, timeoutMs);
+			try {
+				return await stepResults(block, steps, run, tag, timeoutMs);
+			} finally {
+				fs.rmSync(dir, { recursive: true, force: true });
+			}
 		}
 	};
 }
