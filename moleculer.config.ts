@@ -3,8 +3,9 @@
  * commands. The settings they use come from the environment through lib/common/config.ts.
  */
 import type { Server } from "node:http";
-import type { BrokerOptions, Errors, ServiceBroker } from "moleculer";
+import type { BrokerOptions, Errors, Middleware, ServiceBroker } from "moleculer";
 import { appConfig } from "./lib/common/config";
+import { embeddedStoreOwner } from "./lib/store/embedded-store-owner";
 import { replCommands } from "./lib/operations/repl-commands";
 
 /** How far a taken default metrics port moves up (several `--instances` groups on one host). */
@@ -13,7 +14,39 @@ const METRICS_PORT_SEARCH = 100;
 interface MetricsReporter {
 	server?: Server;
 	opts: { host?: string };
+	stop(): Promise<void>;
 }
+
+/**
+ * In a moleculer-runner `--instances` group the primary's `cluster.disconnect()` closes each
+ * worker's metrics server while the worker's broker stops, and the reporter's own close of a closed
+ * server logged ERR_SERVER_NOT_RUNNING with a stack on a clean stop. Only a listening one is closed.
+ */
+function closeMetricsServerOnce(reporter: MetricsReporter, server: Server): void {
+	const stop = reporter.stop.bind(reporter);
+	reporter.stop = () => (server.listening ? stop() : Promise.resolve());
+}
+
+/**
+ * A second process on a running embedded system's store stops with one plain line before it opens
+ * the store. Left to the store's own lock check, the refusal came while loading the service:
+ * Moleculer logged it with its stack, and moleculer-runner logged it again.
+ */
+const embeddedStoreGuard: Middleware = {
+	name: "EmbeddedStoreGuard",
+	serviceCreating(service: { broker: ServiceBroker }, schema: { name?: string }) {
+		if (appConfig.mongoUri || (schema.name !== "shows" && schema.name !== "reservations"))
+			return;
+		const owner = embeddedStoreOwner(appConfig.dataDir, [schema.name]);
+		if (!owner) return;
+		service.broker.logger.fatal(
+			`The embedded store in ${owner.folder} is already used by process ${owner.pid}. ` +
+				`An embedded NeDB store belongs to one process: stop the other one, ` +
+				`give this one another DATA_DIR, or set MONGO_URI to run several instances.`
+		);
+		process.exit(1);
+	}
+};
 
 function moveMetricsPortWhenTaken(broker: ServiceBroker, server: Server, opts: { host?: string }) {
 	const first = appConfig.metricsPort;
@@ -126,8 +159,13 @@ const brokerConfig: BrokerOptions = {
 		applyNatsAuth(broker);
 		const reporters = (broker.metrics as unknown as { reporter?: MetricsReporter[] }).reporter;
 		for (const reporter of reporters ?? [])
-			if (reporter.server) moveMetricsPortWhenTaken(broker, reporter.server, reporter.opts);
+			if (reporter.server) {
+				moveMetricsPortWhenTaken(broker, reporter.server, reporter.opts);
+				closeMetricsServerOnce(reporter, reporter.server);
+			}
 	},
+
+	middlewares: [embeddedStoreGuard],
 
 	// Operator commands for `npm run repl`: shows, reservations, holds, add-show, resize, cancel.
 	replOptions: { customCommands: replCommands },

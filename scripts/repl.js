@@ -8,11 +8,13 @@
 "use strict";
 
 const path = require("node:path");
-const fs = require("node:fs");
 const { Runner } = require("moleculer");
-const { isAlive } = require("./is-alive");
 
 const root = path.resolve(__dirname, "..");
+// Built by `npm run repl` before this script runs.
+const { embeddedStoreOwner } = require(
+	path.join(root, "dist", "lib", "store", "embedded-store-owner.js")
+);
 if (process.env.TRANSPORTER) {
 	delete process.env.SERVICEDIR;
 	delete process.env.SERVICES;
@@ -20,30 +22,17 @@ if (process.env.TRANSPORTER) {
 	// An operator node serves nothing: no metrics port (it would clash with a node's on this host).
 	process.env.METRICS_PORT = "0";
 } else {
-	const owner = embeddedStoreOwner(path.resolve(process.env.DATA_DIR || "./data"));
+	const dataDir = path.resolve(process.env.DATA_DIR || "./data");
+	const owner = embeddedStoreOwner(dataDir, ["shows", "reservations"]);
 	if (owner) {
 		console.error(
-			`The embedded system in ${owner.dir} is running in process ${owner.pid}; an embedded ` +
+			`The embedded system in ${dataDir} is running in process ${owner.pid}; an embedded ` +
 				`system cannot be joined: start it with \`npm start -- --repl\` to get its REPL, or run ` +
 				`a cluster (TRANSPORTER=nats://…) and join it with \`npm run repl\`.`
 		);
 		process.exit(1);
 	}
 	process.env.SERVICEDIR ??= path.join(root, "dist", "services");
-}
-
-/** The live process holding an embedded store's lock (mixins/db.mixin.ts writes it), if any. */
-function embeddedStoreOwner(dataDir) {
-	for (const store of ["shows", "reservations"]) {
-		let pid;
-		try {
-			pid = Number(fs.readFileSync(path.join(dataDir, store, "LOCK"), "utf8"));
-		} catch {
-			continue;
-		}
-		if (pid && pid !== process.pid && isAlive(pid)) return { dir: dataDir, pid };
-	}
-	return null;
 }
 
 // The REPL opens once this node's broker runs and, in a cluster, once shows and reservations are

@@ -241,3 +241,20 @@ module.exports = {
 	startToxiproxy,
 	BIN_DIR
 };
+
+// `npm run servers`: build nats-server and FerretDB (what the README's cluster recipe runs) and say
+// where they are. Without Go, one line says what to do instead of a stack trace.
+if (require.main === module) {
+	try {
+		const built = ensureBinaries();
+		console.log(
+			`Servers in ${BIN_DIR}: ` +
+				built
+					.map(bin => `${path.basename(bin)} ${BINARIES[path.basename(bin)].version}`)
+					.join(", ")
+		);
+	} catch (err) {
+		console.error(err.message);
+		process.exit(1);
+	}
+}

@@ -43,18 +43,73 @@ function print(helpers: ReplHelpers, header: string[], rows: unknown[][]): void 
 	console.log(rows.length > 0 ? helpers.table([header, ...rows]) : "(none)");
 }
 
-/** A refusal or failure in words: validation errors become their field messages, never JSON. */
-export function describeError(err: unknown): string {
-	const e = err as { message?: string; type?: string; code?: number; data?: unknown };
-	const reasons =
-		e.type === "VALIDATION_ERROR" && Array.isArray(e.data)
-			? e.data.map(d => (d as { message?: string }).message).filter(Boolean)
-			: [];
-	const text = reasons.length > 0 ? reasons.join("; ") : (e.message ?? String(err));
-	return e.code && e.code >= 400 && e.code < 500 ? `Refused: ${text}` : `Failed: ${text}`;
+/** What an argument is, for refusals worded in the operator's terms. */
+interface Argument {
+	/** The service's parameter it becomes, when named otherwise. */
+	field?: string;
+	/** A valid value, for a malformed one: `"x" is not <kind>`. */
+	kind?: string;
+	/** What a number of it counts. */
+	unit?: string;
 }
 
+const ARGUMENTS: Record<string, Argument> = {
+	showID: { kind: "a show id (24 hex digits, as `shows` lists them)" },
+	reservationId: { field: "id", kind: "a reservation id (8 to 64 letters, digits, - or _)" },
+	houseSize: { unit: "seat" },
+	name: {}
+};
+
 class UsageError extends Error {}
+
+interface ValidationItem {
+	type?: string;
+	field?: string;
+	expected?: unknown;
+}
+
+/** One validator complaint about an argument as a sentence about what the operator typed. */
+function complaint(item: ValidationItem, argName: string, typed: string): string {
+	const { unit = "", kind = "accepted here" } = ARGUMENTS[argName] ?? {};
+	const count = (n: unknown) => (unit ? `${n} ${unit}${n === 1 ? "" : "s"}` : String(n));
+	switch (item.type) {
+		case "numberMin":
+			return `${argName} must be at least ${count(item.expected)}, not "${typed}"`;
+		case "numberMax":
+			return `${argName} must be at most ${count(item.expected)}, not "${typed}"`;
+		case "stringEmpty":
+		case "stringMin":
+			return item.expected === 1 || item.type === "stringEmpty"
+				? `${argName} must have at least one visible character`
+				: `${argName} must be at least ${item.expected} characters long`;
+		case "stringMax":
+			return `${argName} must be at most ${item.expected} characters long`;
+		default:
+			return `"${typed}" is not ${kind}`;
+	}
+}
+
+/**
+ * A service's validation error about the operator's arguments, as a UsageError in their words (the
+ * validator's own text names the service's fields); null for any other error.
+ */
+function argumentError(err: unknown, argNames: string[], operands: string[]): UsageError | null {
+	const e = err as { type?: string; data?: unknown };
+	if (e.type !== "VALIDATION_ERROR" || !Array.isArray(e.data)) return null;
+	const sentences = (e.data as ValidationItem[]).map(item => {
+		const at = argNames.findIndex(a => (ARGUMENTS[a]?.field ?? a) === item.field);
+		return at < 0 ? null : complaint(item, argNames[at], operands[at]);
+	});
+	if (sentences.some(s => s === null)) return null;
+	return new UsageError([...new Set(sentences)].join("; "));
+}
+
+/** A refusal or failure in words. */
+export function describeError(err: unknown): string {
+	const e = err as { message?: string; code?: number };
+	const text = e.message ?? String(err);
+	return e.code && e.code >= 400 && e.code < 500 ? `Refused: ${text}` : `Failed: ${text}`;
+}
 
 function wholeNumber(name: string, raw: string): number {
 	const value = Number(raw);
@@ -65,17 +120,22 @@ function wholeNumber(name: string, raw: string): number {
 
 /**
  * One operator command: `usage` names its arguments (all required), `run` gets them by name.
- * A wrong count or a malformed number prints the usage; a refusal from a service prints its reason.
+ * Declared with its arguments so that `help` lists them in the command column, as Moleculer's own
+ * commands are. A missing argument is commander's to report (before `action` runs); extra ones or a
+ * malformed value print the usage; a refusal from a service prints its reason.
  */
 function command(
 	usage: string,
 	description: string,
 	run: (broker: ServiceBroker, args: string[], helpers: ReplHelpers) => Promise<void>
 ): CustomCommand {
-	const [name, ...argNames] = usage.split(" ");
+	const argNames = usage
+		.split(" ")
+		.slice(1)
+		.map(a => a.replace(/[<>]/g, ""));
 	return {
-		command: name,
-		description: argNames.length > 0 ? `${argNames.join(" ")}  ${description}` : description,
+		command: usage,
+		description,
 		allowUnknownOptions: true,
 		parse(parsed) {
 			parsed.params = { operands: [...parsed.args] };
@@ -89,11 +149,19 @@ function command(
 			try {
 				await run(broker, operands, helpers);
 			} catch (err) {
-				if (err instanceof UsageError) console.log(`${err.message}. Usage: ${usage}`);
+				const usageError =
+					err instanceof UsageError ? err : argumentError(err, argNames, operands);
+				if (usageError) console.log(`${usageError.message}. Usage: ${usage}`);
 				else console.log(describeError(err));
 			}
 		}
 	};
+}
+
+/** A show's name by its id, for answers that would otherwise name a show by its id alone. */
+async function showNames(broker: ServiceBroker): Promise<Map<string, string>> {
+	const shows = await broker.call<PublicShow[], object>("shows.list", {});
+	return new Map(shows.map(s => [s._id, s.name]));
 }
 
 async function printShows(broker: ServiceBroker, helpers: ReplHelpers) {
@@ -129,11 +197,20 @@ export const replCommands: CustomCommand[] = [
 		"holds",
 		"List live seat holds and their deadlines (UTC)",
 		async (broker, _args, helpers) => {
-			const holds = await broker.call<HoldView[], object>("shows.holds", {});
+			const [holds, names] = await Promise.all([
+				broker.call<HoldView[], object>("shows.holds", {}),
+				showNames(broker)
+			]);
 			print(
 				helpers,
-				["show", "checkout", "seats", "expires"],
-				holds.map(h => [h.showID, h.holdId, h.count, when(h.expiresAt)])
+				["show", "name", "checkout", "seats", "expires"],
+				holds.map(h => [
+					h.showID,
+					names.get(h.showID) ?? "-",
+					h.holdId,
+					h.count,
+					when(h.expiresAt)
+				])
 			);
 		}
 	),
@@ -179,8 +256,13 @@ export const replCommands: CustomCommand[] = [
 			const reservation = await broker.call<Reservation, object>("reservations.cancel", {
 				id
 			});
+			// The cancel is done: a show that cannot be named now is named by its id alone.
+			const name = await showNames(broker)
+				.then(names => names.get(reservation.showID))
+				.catch(() => undefined);
+			const show = name ? `${name} (${reservation.showID})` : `show ${reservation.showID}`;
 			console.log(
-				`Canceled ${reservation._id}: ${reservation.guests} seat(s) of show ${reservation.showID} back on sale`
+				`Canceled ${reservation._id}: ${reservation.guests} seat(s) of ${show} back on sale`
 			);
 		}
 	)

@@ -16,15 +16,19 @@ import path from "node:path";
 import { BIN_DIR, ensureBinary, freePort } from "../../scripts/servers";
 import {
 	awaitLines,
+	freshCopy,
 	localize,
 	markedBlocks,
 	matchesDocumented,
 	runBash,
 	session,
 	shell,
+	terminal,
 	type Block,
 	type Ports,
-	type Shell
+	type Shell,
+	type StepResult,
+	ROOT
 } from "../support/readme";
 import { waitForHealthy } from "../support/system";
 
@@ -65,6 +69,10 @@ function readerEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 async function runDocumented(name: string, timeoutMs = 60000) {
 	const { shell: run, results } = await runBash(block(name), ports, readerEnv(), timeoutMs);
 	running.push(run);
+	return checkDocumented(name, results);
+}
+
+function checkDocumented(name: string, results: StepResult[]): StepResult[] {
 	for (const { step, printed } of results)
 		if (step.expected !== null && !matchesDocumented(step.expected, printed))
 			throw new Error(
@@ -105,8 +113,6 @@ async function runSession(name: string, env: NodeJS.ProcessEnv) {
 beforeAll(async () => {
 	ports = { api: await freePort(), nats: await freePort(), mongo: await freePort() };
 	dataDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "tickets-readme-")), "data");
-	ensureBinary("nats-server");
-	ensureBinary("ferretdb");
 	// The Compose CLI takes minutes to build the first time: build it while the systems run.
 	composeBuilt = fs.existsSync(path.join(BIN_DIR, "docker-compose"))
 		? Promise.resolve(0)
@@ -140,12 +146,31 @@ describe("on one embedded process", () => {
 	it("the walk-through prints what it documents", async () => {
 		const results = await runDocumented("walk-through");
 		expect(results.filter(r => r.step.expected !== null).length).toBeGreaterThanOrEqual(8);
+		// GET /reservations/:id: every field of the answer is in its documented output.
+		const read = results.find(r => /^curl -s \S+\/reservations\/\$id\b/.test(r.step.command));
+		const fields = Object.keys(JSON.parse(/\{.*\}/.exec(read?.printed ?? "")?.[0] ?? "{}"));
+		expect(fields).toContain("_id");
+		for (const field of fields) expect(read?.step.expected).toContain(`"${field}":`);
 	});
 
 	it("npm run repl beside it says what to do in one line, without a stack trace", async () => {
 		const run = await runSession("repl-beside-embedded", readerEnv());
 		expect(await run.exited).toBe(1);
 	});
+
+	it("npm start -- --repl beside it says once that the store is taken, without a stack trace", async () => {
+		const second = shell(
+			"npm start -- --repl",
+			readerEnv({ PORT: String(await freePort()) }),
+			true
+		);
+		running.push(second);
+		expect(await second.exited).not.toBe(0);
+		const output = second.output();
+		expect(output.match(/already used by process \d+/g)).toHaveLength(1);
+		expect(output).not.toMatch(/\n\s+at .*:\d+:\d+/); // no stack trace
+		expect(output).not.toMatch(/Error:/);
+	}, 120000);
 
 	it("npm start -- --repl gives an embedded system its REPL with the operator commands", async () => {
 		await system.stop();
@@ -154,15 +179,44 @@ describe("on one embedded process", () => {
 });
 
 describe("as a cluster over real nats-server and FerretDB processes", () => {
-	afterAll(async () => {
-		for (const run of running.splice(0).reverse()) await run.stop();
+	// The recipe runs as a reader runs it: in one terminal, on a fresh clone where nothing is built
+	// yet (not even the servers, whatever this checkout has built), with this checkout's packages.
+	let clone: string;
+	let reader: ReturnType<typeof terminal>;
+	let ferret = "";
+
+	beforeAll(() => {
+		clone = freshCopy();
+		reader = terminal(readerEnv(), clone);
+		running.push(reader.shell);
 	});
 
-	it("the cluster recipe gets /health 200 on one host, each node with its own metrics port", async () => {
-		await runDocumented("cluster-servers", 30000);
-		// The servers run in the background of that block's shell; wait for their ports.
+	afterAll(async () => {
+		for (const run of running.splice(0).reverse()) await run.stop();
+		fs.rmSync(clone, { recursive: true, force: true });
+	});
+
+	it("the cluster recipe on a fresh clone builds the servers with one command and gets /health 200, each node with its own metrics port", async () => {
+		expect(fs.existsSync(path.join(clone, ".cache"))).toBe(false);
+		// Building the servers takes a while the first time Go builds them on a machine.
+		checkDocumented(
+			"cluster-servers",
+			await reader.run(block("cluster-servers"), ports, 900000)
+		);
+		// The servers run in the background of the reader's shell; wait for their ports.
 		for (const port of [ports.nats, ports.mongo]) await waitForPort(port);
-		const results = await runDocumented("cluster", 180000);
+		// The reader's shell knows where the data lives.
+		const [probe] = await reader.run(
+			{ name: "probe", lang: "bash", body: 'echo "ferret=$ferret"' },
+			ports,
+			10000
+		);
+		ferret = /ferret=(\S+)/.exec(probe.printed)?.[1] ?? "";
+		expect(fs.existsSync(ferret)).toBe(true);
+		const results = checkDocumented(
+			"cluster",
+			await reader.run(block("cluster"), ports, 180000)
+		);
 		const output = results.map(r => r.printed).join("");
 		expect(output).not.toMatch(/cannot be used \(EADDRINUSE\)/);
 		// 3 + 2 + 2 nodes, each serving /metrics on a port of its own
@@ -175,7 +229,11 @@ describe("as a cluster over real nats-server and FerretDB processes", () => {
 			expect(res.status).toBe(200);
 			await res.text();
 		}
-	}, 240000);
+		// Both stores are where the README says, in FerretDB's folder.
+		expect(fs.readdirSync(ferret)).toEqual(
+			expect.arrayContaining(["shows.sqlite", "reservations.sqlite"])
+		);
+	}, 1200000);
 
 	it("a METRICS_PORT set explicitly that is taken stops the node with a plain message", async () => {
 		const taken = net.createServer();
@@ -203,6 +261,18 @@ describe("as a cluster over real nats-server and FerretDB processes", () => {
 	it("npm run repl joins the cluster and runs the operator commands", async () => {
 		await runSession("repl-cluster", readerEnv());
 	}, 120000);
+
+	it("stopping the cluster as the README says ends every process and logs no error", async () => {
+		const results = await reader.run(block("cluster-stop"), ports, 120000);
+		const output = results.map(r => r.printed).join("");
+		expect(output).not.toMatch(/ERROR|FATAL/);
+		expect(output).not.toMatch(/\n\s+at .*:\d+:\d+/); // no stack trace
+		// Each of the three groups stopped all its instances and then itself.
+		expect(output.match(/All workers stopped, exiting\./g)).toHaveLength(3);
+		for (const port of [ports.api, ports.nats, ports.mongo])
+			expect({ port, open: await isOpen(port) }).toEqual({ port, open: false });
+		expect(fs.existsSync(ferret)).toBe(false);
+	}, 180000);
 });
 
 it("docker compose config accepts the compose file", async () => {
@@ -220,18 +290,42 @@ it("docker compose config accepts the compose file", async () => {
 	expect(await bad.exited).not.toBe(0);
 }, 900000);
 
+it("counts npm ci's engine warnings on Node 20 and names their packages as the lockfile has them", () => {
+	// npm warns once (5 lines) for each installed package whose `engines.node` Node 20 does not meet.
+	const semver = require("semver") as { satisfies(version: string, range: string): boolean };
+	const lock = JSON.parse(fs.readFileSync(path.join(ROOT, "package-lock.json"), "utf8")) as {
+		packages: Record<string, { engines?: { node?: string } }>;
+	};
+	const warned = Object.entries(lock.packages)
+		.filter(([, p]) => p.engines?.node && !semver.satisfies("20.20.2", p.engines.node))
+		.map(([at]) => at.replace(/^node_modules\//, ""));
+	// "" is this project itself.
+	const packages = warned.filter(name => name !== "");
+	const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8").replace(/\s+/g, " ");
+	const paragraph = /On Node 20, `npm ci` prints [^.]*\./.exec(readme)?.[0] ?? "";
+	expect(paragraph).toContain(
+		`prints ${warned.length} \`npm warn EBADENGINE Unsupported engine\` warnings of 5 lines each (${5 * warned.length} lines)`
+	);
+	expect(warned).toContain("");
+	expect(paragraph).toContain("this project's own `engines`");
+	for (const name of packages) expect(paragraph).toContain(`\`${name}\``);
+});
+
 it("runs every marked README block", () => {
 	expect([...blocks.keys()].filter(name => !ran.has(name))).toEqual([]);
 });
 
+function isOpen(port: number): Promise<boolean> {
+	return new Promise<boolean>(resolve => {
+		const socket = net.connect(port, "127.0.0.1");
+		socket.once("connect", () => (socket.destroy(), resolve(true)));
+		socket.once("error", () => resolve(false));
+	});
+}
+
 async function waitForPort(port: number) {
 	for (let i = 0; i < 200; i++) {
-		const open = await new Promise<boolean>(resolve => {
-			const socket = net.connect(port, "127.0.0.1");
-			socket.once("connect", () => (socket.destroy(), resolve(true)));
-			socket.once("error", () => resolve(false));
-		});
-		if (open) return;
+		if (await isOpen(port)) return;
 		await new Promise(r => setTimeout(r, 100));
 	}
 	throw new Error(`nothing listens on ${port}`);

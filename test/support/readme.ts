@@ -12,8 +12,9 @@
  * so the documented ports (and only those) are replaced by free ones; PORT gives `npm start` the same
  * one. Nothing else in a block is changed.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
@@ -108,9 +109,9 @@ export interface Shell {
 }
 
 /** Runs `script` in bash, in a process group of its own so that its background jobs end with it. */
-export function shell(script: string, env: NodeJS.ProcessEnv, stdin = false): Shell {
+export function shell(script: string, env: NodeJS.ProcessEnv, stdin = false, cwd = ROOT): Shell {
 	const child = spawn("bash", ["-c", script], {
-		cwd: ROOT,
+		cwd,
 		env,
 		detached: true,
 		stdio: [stdin ? "pipe" : "ignore", "pipe", "pipe"]
@@ -157,24 +158,96 @@ export async function runBash(
 	ports: Ports,
 	env: NodeJS.ProcessEnv,
 	timeoutMs: number
-): Promise<{ shell: Shell; results: { step: Step; printed: string }[] }> {
+): Promise<{ shell: Shell; results: StepResult[] }> {
 	const steps = bashSteps(localize(block.body, ports));
-	const script = steps.map((s, i) => `echo "@@step ${i}@@"\n${s.command}`).join("\n");
-	const run = shell(`${script}\necho "@@step end@@"`, env);
+	const run = shell(`${markedScript(steps, "")}\necho "@@step end@@"`, env);
+	return { shell: run, results: await stepResults(block, steps, run, "", timeoutMs) };
+}
+
+export interface StepResult {
+	step: Step;
+	printed: string;
+}
+
+/** The steps as one script, each announced by a marker line (`tag` tells one block's from another's). */
+function markedScript(steps: Step[], tag: string): string {
+	return steps.map((s, i) => `echo "@@step ${tag}${i}@@"\n${s.command}`).join("\n");
+}
+
+/** Waits for a marked script's end marker and cuts what each step printed out of the output. */
+async function stepResults(
+	block: Block,
+	steps: Step[],
+	run: Shell,
+	tag: string,
+	timeoutMs: number
+): Promise<StepResult[]> {
+	const end = `@@step ${tag}end@@`;
 	const deadline = Date.now() + timeoutMs;
-	while (!run.output().includes("@@step end@@") && Date.now() < deadline)
+	while (!run.output().includes(end) && Date.now() < deadline)
 		await new Promise(r => setTimeout(r, 100));
 	const output = run.output();
-	if (!output.includes("@@step end@@")) {
+	if (!output.includes(end)) {
 		await run.stop();
 		throw new Error(`README block ${block.name} did not finish:\n${output}`);
 	}
-	const results = steps.map((step, i) => {
-		const from = output.indexOf(`@@step ${i}@@`);
-		const to = output.indexOf(i + 1 < steps.length ? `@@step ${i + 1}@@` : "@@step end@@");
+	return steps.map((step, i) => {
+		const from = output.indexOf(`@@step ${tag}${i}@@`);
+		const to = output.indexOf(i + 1 < steps.length ? `@@step ${tag}${i + 1}@@` : end, from);
 		return { step, printed: output.slice(from, to) };
 	});
-	return { shell: run, results };
+}
+
+/**
+ * One shell that runs several blocks in turn, as a reader runs them in one terminal: variables
+ * and background jobs (`%1`, `wait`) carry over from block to block. Each block is sourced from a
+ * file with its input from /dev/null, so no command can read the blocks that follow.
+ */
+export function terminal(env: NodeJS.ProcessEnv, cwd: string) {
+	const run = shell('while IFS= read -r line; do eval "$line"; done', env, true, cwd);
+	let blocks = 0;
+	return {
+		shell: run,
+		async run(block: Block, ports: Ports, timeoutMs: number): Promise<StepResult[]> {
+			const steps = bashSteps(localize(block.body, ports));
+			const tag = `${++blocks}.`;
+			const dir = fs.mkdtempSync(path.join(os.tmpdir(), "readme-block-"));
+			const file = path.join(dir, "block.sh");
+			fs.writeFileSync(file, markedScript(steps, tag));
+			run.child.stdin!.write(`source ${file} < /dev/null; echo "@@step ${tag}end@@"\n`);
+			try {
+				return await stepResults(block, steps, run, tag, timeoutMs);
+			} finally {
+				fs.rmSync(dir, { recursive: true, force: true });
+			}
+		}
+	};
+}
+
+/**
+ * The repository as a fresh clone has it (tracked and new files of the work tree, nothing built:
+ * no dist/, no .cache/), in a temporary folder, with this checkout's node_modules linked in.
+ */
+export function freshCopy(): string {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tickets-clone-"));
+	const files = execFileSync(
+		"git",
+		["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+		{ cwd: ROOT, encoding: "utf8" }
+	)
+		.split("\0")
+		.filter(f => f && !/^(node_modules|\.cache|dist|data)(\/|$)/.test(f));
+	for (const file of files) {
+		const from = path.join(ROOT, file);
+		if (!fs.existsSync(from)) continue; // deleted in the work tree, not yet committed
+		fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+		fs.cpSync(from, path.join(dir, file));
+	}
+	fs.symlinkSync(
+		fs.realpathSync(path.join(ROOT, "node_modules")),
+		path.join(dir, "node_modules")
+	);
+	return dir;
 }
 
 export function matchesDocumented(documented: string, printed: string): boolean {
