@@ -8,6 +8,7 @@
  * wrong arguments print the command's usage. Nothing reaches the operator as a stack trace or JSON.
  */
 import type { ServiceBroker } from "moleculer";
+import { quarantineReports } from "./store-quarantine";
 import type { HoldView, PublicShow, Reservation } from "./types";
 
 interface ReplHelpers {
@@ -135,6 +136,21 @@ export const replCommands: CustomCommand[] = [
 				["show", "checkout", "seats", "expires"],
 				holds.map(h => [h.showID, h.holdId, h.count, when(h.expiresAt)])
 			);
+		}
+	),
+
+	command(
+		"quarantine",
+		"Unreadable lines of the embedded stores, set aside at start (files beside the store)",
+		async (broker, _args, helpers) => {
+			const reports = quarantineReports(broker);
+			if (reports.length === 0) console.log("No store lines in quarantine");
+			else
+				print(
+					helpers,
+					["node", "service", "lines", "files"],
+					reports.map(r => [r.nodeID, r.service, r.quarantined, r.files.join(", ")])
+				);
 		}
 	),
 

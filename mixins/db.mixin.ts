@@ -15,6 +15,7 @@ import MongoAdapter from "moleculer-db-adapter-mongo";
 import { appConfig } from "../moleculer.config";
 import { createInsertBatcher, createRemoveBatcher } from "../lib/group-commit";
 import { closeAppendHandles, keepAppendHandleOpen } from "../lib/nedb-appender";
+import { checkDataFiles, lineSafeSerialization } from "../lib/nedb-lines";
 import { STORE_UNREACHABLE, storeUnavailable } from "../lib/errors";
 
 export interface IndexSpec {
@@ -165,7 +166,7 @@ function nedbCollection(store: NeDbDatastore): SideCollection {
 }
 
 async function nedbSideCollection(filename: string | null): Promise<SideCollection> {
-	const store = new Datastore(filename ? { filename } : {});
+	const store = new Datastore(filename ? { filename, ...lineSafeSerialization } : {});
 	await store.loadDatabaseAsync();
 	keepAppendHandleOpen(store as unknown as Parameters<typeof keepAppendHandleOpen>[0]);
 	return nedbCollection(store as unknown as NeDbDatastore);
@@ -429,8 +430,26 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 				const folder = store.dataDir ? path.join(store.dataDir, options.database) : null;
 				this.storeLock = folder ? lockEmbeddedStore(folder) : null;
 				this.storeFolder = folder;
+				if (folder) {
+					// Before NeDB reads them: a file an earlier release wrote may hold torn lines.
+					const files = [options.collection, ...(options.sideCollections ?? [])];
+					const check = checkDataFiles(
+						files.map(name => path.join(folder, `${name}.db`)),
+						this.logger
+					);
+					// In the registry, so that every node's /health and REPL can report it.
+					Object.assign(this.metadata, {
+						storeQuarantined: check.quarantined,
+						storeQuarantineFiles: check.quarantineFiles
+					});
+				}
 				adapter = new DbService.MemoryAdapter(
-					folder ? { filename: path.join(folder, `${options.collection}.db`) } : {}
+					folder
+						? {
+								filename: path.join(folder, `${options.collection}.db`),
+								...lineSafeSerialization
+							}
+						: {}
 				) as unknown as StoreAdapter;
 			}
 			adapter.init(this.broker, this);

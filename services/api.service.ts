@@ -38,6 +38,7 @@ import { assetOptions, publicFolder } from "../lib/box-office";
 import { createEventStream, eventsRoute, type EventStream } from "../lib/event-stream";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import type { PublicShow, Reservation, ShowState } from "../lib/types";
+import { quarantinedLines } from "../lib/store-quarantine";
 
 export type { BookingAnswer } from "../lib/checkout-saga";
 
@@ -161,6 +162,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 					nodeID: this.broker.nodeID,
 					broker: broker ? "connected" : "disconnected",
 					services,
+					// Unreadable store lines set aside at start: the operator has work to do.
+					quarantined: quarantinedLines(this.broker),
 					uptime: Math.round(process.uptime())
 				};
 			}
