@@ -162,9 +162,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 					nodeID: this.broker.nodeID,
 					broker: broker ? "connected" : "disconnected",
 					services,
+					uptime: Math.round(process.uptime()),
 					// Unreadable store lines set aside at start: the operator has work to do.
-					quarantined: quarantinedLines(this.broker),
-					uptime: Math.round(process.uptime())
+					quarantined: quarantinedLines(this.broker)
 				};
 			}
 		},
