@@ -9,6 +9,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { StringDecoder } from "node:string_decoder";
 
 /** What NeDB's line reader (its lib/byline.js) breaks at that JSON.stringify leaves raw. */
 const RAW_LINE_BREAKS = /[\u0085\u2028\u2029]/g;
@@ -23,8 +24,9 @@ const NEDB_BREAKS = /(\r\n|[\v\f\r\u0085\u2028\u2029])/;
  */
 const MAX_PIECES = 257;
 
-/** Bytes read at a time while checking a file. */
+/** Bytes read, and lines written, at a time while checking and repairing a file. */
 const CHUNK_BYTES = 1 << 20;
+const LINES_PER_WRITE = 4096;
 
 /** A serialised document with its raw line breaks written as JSON escapes. */
 export function escapeLineBreaks(line: string): string {
@@ -92,26 +94,22 @@ function salvage(line: string): { docs: string[]; unreadable: string[] } {
 	return { docs, unreadable };
 }
 
-/** The file's lines, split at `\n` bytes (never inside a UTF-8 sequence), read a chunk at a time. */
+/** The file's lines, split at `\n`, read a chunk at a time (a UTF-8 sequence cut by a chunk is kept whole). */
 function* linesOf(file: string): Generator<string> {
 	const fd = fs.openSync(file, "r");
 	try {
 		const chunk = Buffer.alloc(CHUNK_BYTES);
-		let rest: Buffer[] = [];
+		const decoder = new StringDecoder("utf8");
+		let rest = "";
 		for (;;) {
 			const n = fs.readSync(fd, chunk, 0, CHUNK_BYTES, null);
 			if (n === 0) break;
-			const data = chunk.subarray(0, n);
-			let start = 0;
-			for (let nl = data.indexOf(10); nl !== -1; nl = data.indexOf(10, start)) {
-				rest.push(data.subarray(start, nl));
-				yield Buffer.concat(rest).toString("utf8");
-				rest = [];
-				start = nl + 1;
-			}
-			if (start < n) rest.push(Buffer.from(data.subarray(start)));
+			const lines = (rest + decoder.write(chunk.subarray(0, n))).split("\n");
+			rest = lines.pop()!;
+			yield* lines;
 		}
-		if (rest.length > 0) yield Buffer.concat(rest).toString("utf8");
+		rest += decoder.end();
+		if (rest !== "") yield rest;
 	} finally {
 		fs.closeSync(fd);
 	}
@@ -150,6 +148,11 @@ export function repairDataFile(file: string, now = new Date()): RepairReport {
 	const repairing = `${target}.repairing`;
 	const out = fs.openSync(repairing, "w");
 	const setAside: string[] = [];
+	const pending: string[] = [];
+	const flush = () => {
+		fs.writeSync(out, pending.map(line => line + "\n").join(""));
+		pending.length = 0;
+	};
 	try {
 		let lineNumber = 0;
 		for (const line of linesOf(target)) {
@@ -159,7 +162,8 @@ export function repairDataFile(file: string, now = new Date()): RepairReport {
 			for (const doc of docs) {
 				const safe = escapeLineBreaks(doc);
 				if (safe !== doc) report.rejoined += 1;
-				fs.writeSync(out, safe + "\n");
+				pending.push(safe);
+				if (pending.length >= LINES_PER_WRITE) flush();
 			}
 			for (const text of unreadable)
 				setAside.push(
@@ -173,6 +177,7 @@ export function repairDataFile(file: string, now = new Date()): RepairReport {
 					) + "\n"
 				);
 		}
+		flush();
 		fs.fsyncSync(out);
 	} finally {
 		fs.closeSync(out);
