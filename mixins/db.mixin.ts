@@ -17,6 +17,7 @@ import { createInsertBatcher, createRemoveBatcher } from "../lib/store/group-com
 import { closeAppendHandles, keepAppendHandleOpen } from "../lib/store/nedb-appender";
 import type { DbMethods, IndexSpec, SideCollection, StoreAdapter } from "../lib/store/store-api";
 import { STORE_UNREACHABLE, storeUnavailable } from "../lib/common/errors";
+import { checkDataFiles, lineSafeSerialization } from "../lib/store/nedb-lines";
 
 export interface DbMixinOptions {
 	/** Database name with MongoDB, folder name under DATA_DIR with NeDB. */
@@ -141,7 +142,7 @@ function nedbCollection(store: NeDbDatastore): SideCollection {
 }
 
 async function nedbSideCollection(filename: string | null): Promise<SideCollection> {
-	const store = new Datastore(filename ? { filename } : {});
+	const store = new Datastore(filename ? { filename, ...lineSafeSerialization } : {});
 	await store.loadDatabaseAsync();
 	keepAppendHandleOpen(store as unknown as Parameters<typeof keepAppendHandleOpen>[0]);
 	return nedbCollection(store as unknown as NeDbDatastore);
@@ -363,8 +364,26 @@ export function createDbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 				const folder = store.dataDir ? path.join(store.dataDir, options.database) : null;
 				this.storeLock = folder ? lockEmbeddedStore(folder) : null;
 				this.storeFolder = folder;
+				if (folder) {
+					// Before NeDB reads them: a file an earlier release wrote may hold torn lines.
+					const files = [options.collection, ...(options.sideCollections ?? [])];
+					const check = checkDataFiles(
+						files.map(name => path.join(folder, `${name}.db`)),
+						this.logger
+					);
+					// In the registry, so that every node's /health and REPL can report it.
+					Object.assign(this.metadata, {
+						storeQuarantined: check.quarantined,
+						storeQuarantineFiles: check.quarantineFiles
+					});
+				}
 				adapter = new DbService.MemoryAdapter(
-					folder ? { filename: path.join(folder, `${options.collection}.db`) } : {}
+					folder
+						? {
+								filename: path.join(folder, `${options.collection}.db`),
+								...lineSafeSerialization
+							}
+						: {}
 				) as unknown as StoreAdapter;
 			}
 			adapter.init(this.broker, this);

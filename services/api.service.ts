@@ -43,6 +43,7 @@ import { createEventStream, eventsRoute, type EventStream } from "../lib/gateway
 import { clientAddress } from "../lib/gateway/client-address";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import type { PublicShow, Reservation, ShowState } from "../lib/common/types";
+import { quarantinedLines } from "../lib/store/store-quarantine";
 
 export type { BookingAnswer } from "../lib/checkout/checkout-saga";
 
@@ -166,7 +167,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 					nodeID: this.broker.nodeID,
 					broker: broker ? "connected" : "disconnected",
 					services,
-					uptime: Math.round(process.uptime())
+					uptime: Math.round(process.uptime()),
+					// Unreadable store lines set aside at start: the operator has work to do.
+					quarantined: quarantinedLines(this.broker)
 				};
 			}
 		},

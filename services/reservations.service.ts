@@ -16,7 +16,7 @@ import {
 	notCancelable,
 	reservationNotFound
 } from "../lib/common/errors";
-import { atMostChars } from "../lib/common/text";
+import { plainText } from "../lib/common/text";
 import { claimKey, keyWindowMs, type IdempotencyKeyDoc } from "../lib/checkout/idempotency-keys";
 import type { Reservation, ReservationDoc } from "../lib/common/types";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
@@ -103,7 +103,7 @@ const ReservationsService: ServiceSchema<
 			params: {
 				checkoutId: RESERVATION_ID,
 				showID: SHOW_ID,
-				name: { type: "string", min: 1, custom: atMostChars(100) },
+				name: { type: "string", min: 1, custom: plainText(100) },
 				guests: { type: "number", integer: true, min: 1, max: 100000 },
 				fingerprint: { type: "string", min: 1, max: 128 }
 			},

@@ -1,5 +1,7 @@
 /** Text rules shared by the services' action params. */
 
+type ValidationErrors = { type: string; expected: unknown; actual: unknown }[];
+
 /**
  * A fastest-validator `custom` check: at most `max` characters (Unicode code points), as JSON
  * Schema's maxLength counts them; the validator's own `max` counts UTF-16 units.
@@ -15,15 +17,52 @@ export function atMostChars(max: number) {
 }
 
 /** Control characters (C0, DEL, C1): nothing a person's name needs, and trouble in logs and tickets. */
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROL_CHARS = /\p{Cc}/u;
 
-/** `atMostChars(max)`, and no control characters. */
+/**
+ * Line and paragraph separators: line breaks to many readers (NeDB's among them, which tore a
+ * stored record in two at one).
+ */
+const LINE_SEPARATORS = /[\u2028\u2029]/;
+
+/**
+ * Bidi embeddings, overrides (U+202A–U+202E) and isolates (U+2066–U+2069): they reorder the text
+ * around them, so a name could show as something else on a ticket or in a log. The plain marks
+ * (LRM, RLM, ALM) are left alone: right-to-left names need them.
+ */
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/;
+
+/** Half of a UTF-16 pair without its other half: not text, and no store keeps it as it came. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Something a person sees: a letter, digit, punctuation or symbol (not spaces, marks or formats). */
+const VISIBLE = /[\p{L}\p{N}\p{P}\p{S}]/u;
+
+/** Why `text` is not a plain name, or null when it is one. */
+export function nameProblem(text: string): string | null {
+	if (LONE_SURROGATE.test(text)) return "no lone surrogates";
+	if (CONTROL_CHARS.test(text)) return "no control characters";
+	if (LINE_SEPARATORS.test(text)) return "no line or paragraph separators";
+	if (BIDI_CONTROLS.test(text)) return "no bidi overrides or isolates";
+	if (!VISIBLE.test(text)) return "at least one visible character";
+	return null;
+}
+
+/**
+ * A name: at most `max` characters, none of the refused kinds (`nameProblem`), and given on in
+ * Unicode NFC, so that one name has one stored form however a keyboard composed it.
+ */
 export function plainText(max: number) {
 	const withinMax = atMostChars(max);
-	return (value: unknown, errors: { type: string; expected: unknown; actual: unknown }[]) => {
-		if (typeof value === "string" && CONTROL_CHARS.test(value))
-			errors.push({ type: "stringPattern", expected: "no control characters", actual: "" });
-		return withinMax(value, errors as { type: string; expected: number; actual: number }[]);
+	return (value: unknown, errors: ValidationErrors) => {
+		if (typeof value !== "string") return value;
+		const problem = nameProblem(value);
+		if (problem) {
+			errors.push({ type: "stringPattern", expected: problem, actual: "" });
+			return value;
+		}
+		const nfc = value.normalize("NFC");
+		withinMax(nfc, errors as { type: string; expected: number; actual: number }[]);
+		return nfc;
 	};
 }

@@ -54,7 +54,7 @@ function unavailable(): HttpError {
 /** What each field of the public routes must be, in the words a client reads. */
 const FIELD_RULES: Record<string, string> = {
 	showID: "showID must be the id of a show: 24 hexadecimal characters",
-	name: "name must be text of 1 to 100 characters, without control characters",
+	name: "name must be text of 1 to 100 characters, at least one visible, without control characters, line separators or bidi controls",
 	count: "count must be a whole number of tickets, at least 1",
 	limit: "limit must be a whole number from 1 to 1000",
 	offset: "offset must be a whole number, 0 or more",

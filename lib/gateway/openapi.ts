@@ -21,12 +21,19 @@ const json = (schema: SchemaObject, example?: unknown): Record<string, MediaType
  */
 const JS_SPACE =
 	"\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff";
-/** Control characters (C0, DEL, C1), which a name may not contain (lib/common/text.ts). */
-const CONTROL = "\\u0000-\\u001f\\u007f-\\u009f";
-const NOT_SPACE = `[^${JS_SPACE}${CONTROL}]`;
 /**
- * 1 to 100 characters once surrounding white space is trimmed, as the gateway trims it, and no
- * control characters inside.
+ * What a name may not contain (lib/common/text.ts): control characters (C0, DEL, C1), line and paragraph
+ * separators, bidi embeddings, overrides and isolates, surrogates not in a pair.
+ */
+const CONTROL =
+	"\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069\\ud800-\\udfff";
+/** Invisible on their own: zero-width and format characters, combining accents. Patterns read
+ * code points (JSON Schema's Unicode regexes), so a surrogate pair is one allowed character. */
+const INVISIBLE = "\\u0300-\\u036f\\u200b-\\u200f\\u2060-\\u2064";
+const NOT_SPACE = `[^${JS_SPACE}${CONTROL}${INVISIBLE}]`;
+/**
+ * 1 to 100 characters once surrounding white space is trimmed, as the gateway trims it, none of
+ * the refused ones inside; roughly "a visible one" at each end (lib/common/text.ts decides).
  */
 const NAME_PATTERN = `^[${JS_SPACE}]*${NOT_SPACE}(?:[^${CONTROL}]{0,98}${NOT_SPACE})?[${JS_SPACE}]*$`;
 
@@ -324,7 +331,9 @@ export function buildOpenApiDocument(maxTicketsPerOrder: number): OpenApiDocumen
 							type: "string",
 							description:
 								"Who the seats are for: 1 to 100 characters once surrounding white " +
-								"space is dropped (the gateway drops it), no control characters",
+								"space is dropped (the gateway drops it), at least one visible; no control " +
+								"characters, line or paragraph separators, bidi overrides or isolates, or lone " +
+								"surrogates. Stored in Unicode NFC.",
 							minLength: 1,
 							pattern: NAME_PATTERN,
 							example: "Ada Lovelace"
@@ -416,6 +425,13 @@ export function buildOpenApiDocument(maxTicketsPerOrder: number): OpenApiDocumen
 								reservations: { type: "boolean" }
 							},
 							additionalProperties: { type: "boolean" }
+						},
+						quarantined: {
+							type: "integer",
+							minimum: 0,
+							description:
+								"Unreadable lines of the embedded stores set aside at start, waiting " +
+								"for an operator (a warning: the node still serves)"
 						},
 						uptime: { type: "integer", description: "Seconds", minimum: 0 }
 					}

@@ -8,6 +8,7 @@
  * wrong arguments print the command's usage. Nothing reaches the operator as a stack trace or JSON.
  */
 import type { ServiceBroker } from "moleculer";
+import { quarantineReports } from "../store/store-quarantine";
 import type { HoldView, PublicShow, Reservation } from "../common/types";
 
 interface ReplHelpers {
@@ -84,6 +85,11 @@ function complaint(item: ValidationItem, argName: string, typed: string): string
 				: `${argName} must be at least ${item.expected} characters long`;
 		case "stringMax":
 			return `${argName} must be at most ${item.expected} characters long`;
+		case "stringPattern":
+			// The name policy says what it misses ("no control characters", lib/common/text.ts).
+			if (typeof item.expected === "string" && /^(no|at least) /.test(item.expected))
+				return `${argName} must have ${item.expected}`;
+			return `"${typed}" is not ${kind}`;
 		default:
 			return `"${typed}" is not ${kind}`;
 	}
@@ -212,6 +218,21 @@ export const replCommands: CustomCommand[] = [
 					when(h.expiresAt)
 				])
 			);
+		}
+	),
+
+	command(
+		"quarantine",
+		"Unreadable lines of the embedded stores, set aside at start (files beside the store)",
+		async (broker, _args, helpers) => {
+			const reports = quarantineReports(broker);
+			if (reports.length === 0) console.log("No store lines in quarantine");
+			else
+				print(
+					helpers,
+					["node", "service", "lines", "files"],
+					reports.map(r => [r.nodeID, r.service, r.quarantined, r.files.join(", ")])
+				);
 		}
 	),
 

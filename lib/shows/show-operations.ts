@@ -7,6 +7,7 @@ import { houseTooSmall } from "../common/errors";
 import { seatsInDocument, toPublicShow } from "./show-seats";
 import { BY_SHOW, insertShow, liveHolds, SHOW_ID, type ShowStoreAccess } from "./show-store";
 import type { ShowWriter } from "./show-writer";
+import { plainText } from "../common/text";
 import type { HoldView, PublicShow } from "../common/types";
 
 /** What the operators' actions need of the shows service. */
@@ -28,7 +29,7 @@ export const operatorActions = {
 	/** Operators: add a show. */
 	create: {
 		params: {
-			name: { type: "string", trim: true, min: 1, max: 200 },
+			name: { type: "string", trim: true, min: 1, custom: plainText(200) },
 			houseSize: HOUSE_SIZE
 		},
 		async handler(

@@ -91,7 +91,7 @@ describe("describeError", () => {
 				name: "ValidationError",
 				message:
 					"count must be a whole number of tickets, at least 1; " +
-					"name is missing: name must be text of 1 to 100 characters, without control characters",
+					"name is missing: name must be text of 1 to 100 characters, at least one visible, without control characters, line separators or bidi controls",
 				code: 422,
 				type: "VALIDATION_ERROR",
 				data: [
@@ -102,7 +102,7 @@ describe("describeError", () => {
 					{
 						field: "name",
 						message:
-							"name is missing: name must be text of 1 to 100 characters, without control characters"
+							"name is missing: name must be text of 1 to 100 characters, at least one visible, without control characters, line separators or bidi controls"
 					}
 				]
 			},
