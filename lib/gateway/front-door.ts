@@ -11,38 +11,18 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import ApiGateway from "moleculer-web";
 import { checkoutRoute } from "./checkout-route";
 import { guardAndLog, sendErrorAnswer } from "./http-guards";
 import { PAGE_FOLDER_BARE, pathOf } from "./public-routes";
 import { answerClientError, refuseConnect, refuseExpectation } from "./socket-refusals";
 import { answerCachedRead, type ReadOptions } from "./show-reads";
-import { refuseKnownSoldOut, type RouteRateLimit, type SoldOutDoor } from "./sold-out-refusals";
-
-/** What the front door needs of moleculer-web's routes. */
-export interface GatewayRoute {
-	name?: string;
-	cors?: { origin?: unknown } | null;
-	rateLimit?: RouteRateLimit;
-}
-
-interface GatewayInternals {
-	routes: GatewayRoute[];
-	writeCorsHeaders(
-		route: GatewayRoute,
-		req: IncomingMessage,
-		res: ServerResponse,
-		preflight: boolean
-	): void;
-}
-
-const gatewayHttpHandler = (
-	ApiGateway as unknown as {
-		methods: {
-			httpHandler: (req: IncomingMessage, res: ServerResponse, next: unknown) => unknown;
-		};
-	}
-).methods.httpHandler;
+import { refuseKnownSoldOut, type SoldOutDoor } from "./sold-out-refusals";
+import {
+	gatewayRoutes,
+	routeRequest,
+	writeCorsHeaders,
+	type GatewayRoute
+} from "./moleculer-web-internals";
 
 export interface FrontDoor {
 	/** Takes a request through the door, then (if nothing here answered it) to moleculer-web. */
@@ -133,8 +113,7 @@ export function openFrontDoor(
 ): FrontDoor {
 	const { logger } = gateway;
 	const { cache, ttlMs, pageSize, maxAgeSeconds } = options;
-	const internals = gateway as unknown as GatewayInternals;
-	const { routes } = internals;
+	const routes = gatewayRoutes(gateway);
 	// moleculer-web's CORS settings of the routes, for answers given before routing.
 	const corsRoute = routes.find(r => r.cors) ?? null;
 	const readOptions: ReadOptions = { ttlMs, pageSize, maxAgeSeconds };
@@ -167,12 +146,11 @@ export function openFrontDoor(
 		if (guardAndLog(logger, req, res)) return;
 		if (pathOf(req.url) === PAGE_FOLDER_BARE) return redirectToPageFolder(res);
 		// Answers given here carry the CORS headers moleculer-web would have added.
-		if (corsRoute && req.headers.origin) internals.writeCorsHeaders(corsRoute, req, res, false);
+		if (corsRoute && req.headers.origin) writeCorsHeaders(gateway, corsRoute, req, res);
 		// A warm read is answered from the cached bytes, without routing or a broker call.
 		if (answerCachedRead(cache, req, res, readOptions)) return;
 		// Guarded on its own too: the sold-out door may route a request once its body is read.
-		const route = () =>
-			guarded(logger, req, res, () => gatewayHttpHandler.call(gateway, req, res, next));
+		const route = () => guarded(logger, req, res, () => routeRequest(gateway, req, res, next));
 		if (refuseKnownSoldOut(soldOutDoor, req, res, route)) return;
 		return route();
 	};

@@ -6,6 +6,7 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { setSecurityHeaders, writeJson } from "./http-guards";
+import { responseOnSocket } from "./moleculer-web-internals";
 
 interface Refusal {
 	code: number;
@@ -44,7 +45,7 @@ const MALFORMED = {
  * JSON like every other error when the socket still takes an answer.
  */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-	const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
+	const inFlight = responseOnSocket(socket);
 	if (err.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent) {
 		socket.destroy();
 		return;

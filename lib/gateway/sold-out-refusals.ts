@@ -12,21 +12,17 @@
  * request by), and is answered there exactly as before, rate limit included.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import ApiGateway from "moleculer-web";
 import { appConfig } from "../common/config";
 import { normaliseCheckoutParams, sendErrorAnswer, writeJson } from "./http-guards";
 import { bodyReadFailed, parseCheckoutParams, requireUtf8 } from "./request-body";
 import { notEnoughSeats } from "../common/errors";
 import { describeError } from "./http-errors";
 import { isKnownSoldOut, type ShowListCache } from "./show-list-cache";
-
-/** moleculer-web's rate limit of a route, as it keeps it (`route.rateLimit`). */
-export interface RouteRateLimit {
-	limit: number;
-	headers: boolean;
-	key(req: IncomingMessage): string | undefined;
-	store: { inc(key: string): number | Promise<number>; resetTime: number };
-}
+import {
+	countRateLimitHit,
+	RateLimitExceeded,
+	type RouteRateLimit
+} from "./moleculer-web-internals";
 
 export interface SoldOutDoor {
 	cache: ShowListCache;
@@ -40,9 +36,6 @@ export interface SoldOutDoor {
 	/** Answers a throw here, once the body was read: it must not end the process. */
 	failed(req: IncomingMessage, res: ServerResponse, err: unknown): void;
 }
-
-/** moleculer-web's own refusal, as its rate limiter raises it (no type). */
-const RateLimitExceeded = ApiGateway.Errors.RateLimitExceeded as unknown as new () => Error;
 
 const CHECKOUT_TYPES = new Set(["application/json", "application/x-www-form-urlencoded"]);
 
@@ -115,18 +108,9 @@ function countAgainstRateLimit(
 ): void {
 	const key = limit?.key(req);
 	if (!limit || !key) return then(true);
-	const counted = (hits: number) => {
-		const remaining = limit.limit - hits;
-		if (limit.headers) {
-			res.setHeader("X-Rate-Limit-Limit", limit.limit);
-			res.setHeader("X-Rate-Limit-Remaining", Math.max(0, remaining));
-			res.setHeader("X-Rate-Limit-Reset", limit.store.resetTime);
-		}
-		then(remaining >= 0);
-	};
-	const hits = limit.store.inc(key);
-	if (typeof hits === "number") counted(hits);
-	else hits.then(counted, () => then(true)).catch(failed);
+	const within = countRateLimitHit(limit, key, res);
+	if (typeof within === "boolean") then(within);
+	else within.then(then, () => then(true)).catch(failed);
 }
 
 /**

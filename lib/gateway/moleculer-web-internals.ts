@@ -1,0 +1,102 @@
+/**
+ * Everything the gateway uses of moleculer-web (and of Node's http server) beyond their documented
+ * settings, in one place: its routes as it builds them, its request handler, its CORS writer, its
+ * rate limiter's store, and the response a socket is busy with. An upgrade that changes any of them
+ * fails test/unit/moleculer-web-internals.test.ts, pinned to the version below, instead of breaking
+ * the front door in silence.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import ApiGateway from "moleculer-web";
+
+/** The moleculer-web release these internals were read from. */
+export const PINNED_MOLECULER_WEB = "0.11.0";
+
+/** moleculer-web's rate limit of a route, as it keeps it (`route.rateLimit`). */
+export interface RouteRateLimit {
+	limit: number;
+	headers: boolean;
+	key(req: IncomingMessage): string | undefined;
+	store: { inc(key: string): number | Promise<number>; resetTime: number };
+}
+
+/** A route as moleculer-web builds it from the settings (`this.routes`, once `created` ran). */
+export interface GatewayRoute {
+	name?: string;
+	cors?: { origin?: unknown } | null;
+	rateLimit?: RouteRateLimit;
+}
+
+interface GatewayInstance {
+	routes: GatewayRoute[];
+	writeCorsHeaders(
+		route: GatewayRoute,
+		req: IncomingMessage,
+		res: ServerResponse,
+		preflight: boolean
+	): void;
+}
+
+type HttpHandler = (req: IncomingMessage, res: ServerResponse, next: unknown) => unknown;
+
+const mixinHttpHandler = (ApiGateway as unknown as { methods: { httpHandler: HttpHandler } })
+	.methods.httpHandler;
+
+/** moleculer-web's own refusal when a client is over its rate limit (it carries no type). */
+export const RateLimitExceeded = ApiGateway.Errors.RateLimitExceeded as unknown as new () => Error;
+
+/** The routes of a gateway service, as moleculer-web built them. */
+export function gatewayRoutes(gateway: object): GatewayRoute[] {
+	return (gateway as GatewayInstance).routes;
+}
+
+/** Routes a request as moleculer-web would had the service not replaced its `httpHandler`. */
+export function routeRequest(
+	gateway: object,
+	req: IncomingMessage,
+	res: ServerResponse,
+	next: () => void
+): unknown {
+	return mixinHttpHandler.call(gateway, req, res, next);
+}
+
+/**
+ * moleculer-web's CORS headers for an answer the door gives itself. It throws for an Origin the
+ * route does not allow, so the door drops such an Origin first.
+ */
+export function writeCorsHeaders(
+	gateway: object,
+	route: GatewayRoute,
+	req: IncomingMessage,
+	res: ServerResponse
+): void {
+	(gateway as GatewayInstance).writeCorsHeaders(route, req, res, false);
+}
+
+/**
+ * One hit on a route's rate limit, counted and answered in headers as moleculer-web's
+ * `aliasHandler` does it (it has no call of its own for this): resolves to whether the client is
+ * still within the limit.
+ */
+export function countRateLimitHit(
+	limit: RouteRateLimit,
+	key: string,
+	res: ServerResponse
+): boolean | Promise<boolean> {
+	const counted = (hits: number) => {
+		const remaining = limit.limit - hits;
+		if (limit.headers) {
+			res.setHeader("X-Rate-Limit-Limit", limit.limit);
+			res.setHeader("X-Rate-Limit-Remaining", Math.max(0, remaining));
+			res.setHeader("X-Rate-Limit-Reset", limit.store.resetTime);
+		}
+		return remaining >= 0;
+	};
+	const hits = limit.store.inc(key);
+	return typeof hits === "number" ? counted(hits) : hits.then(counted);
+}
+
+/** The response Node's http server is writing on a socket, if any (its private `_httpMessage`). */
+export function responseOnSocket(socket: Duplex): ServerResponse | undefined {
+	return (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
+}

@@ -1,0 +1,148 @@
+/**
+ * The moleculer-web and Node internals that lib/gateway/moleculer-web-internals.ts wraps are still
+ * there and still behave as the front door relies on. Pinned to the installed moleculer-web: an
+ * upgrade fails here first, with the part that changed named.
+ */
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { ServiceBroker, type ServiceSchema } from "moleculer";
+import ApiGateway from "moleculer-web";
+import {
+	countRateLimitHit,
+	gatewayRoutes,
+	PINNED_MOLECULER_WEB,
+	RateLimitExceeded,
+	responseOnSocket,
+	routeRequest,
+	writeCorsHeaders
+} from "../../lib/gateway/moleculer-web-internals";
+
+const ALLOWED = "https://good.example";
+
+let broker: ServiceBroker;
+let gateway: object;
+
+beforeAll(async () => {
+	broker = new ServiceBroker({ logger: false });
+	broker.createService({
+		name: "probe",
+		actions: { hello: { params: {}, handler: () => ({ hello: true }) } }
+	});
+	gateway = broker.createService({
+		name: "web",
+		mixins: [ApiGateway as unknown as ServiceSchema],
+		settings: {
+			server: false,
+			cors: { origin: [ALLOWED], methods: ["GET"] },
+			routes: [
+				{
+					name: "probe",
+					path: "",
+					mappingPolicy: "restrict",
+					aliases: { "GET /hello": "probe.hello" },
+					rateLimit: { window: 60000, limit: 2, headers: true, key: () => "client" }
+				}
+			]
+		}
+	});
+	await broker.start();
+});
+afterAll(() => broker.stop());
+
+/** One request through a bare Node server whose handler is `handle`; resolves to the answer. */
+async function through(
+	handle: (req: IncomingMessage, res: ServerResponse) => void,
+	headers: Record<string, string> = {}
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+	const server = http.createServer(handle);
+	await new Promise<void>(resolve => server.listen(0, "127.0.0.1", resolve));
+	const { port } = server.address() as AddressInfo;
+	try {
+		const res = await fetch(`http://127.0.0.1:${port}/hello`, { headers });
+		return {
+			status: res.status,
+			headers: Object.fromEntries(res.headers),
+			body: await res.text()
+		};
+	} finally {
+		server.close();
+	}
+}
+
+it(`is moleculer-web ${PINNED_MOLECULER_WEB}, the release these internals were read from`, () => {
+	expect(require("moleculer-web/package.json").version).toBe(PINNED_MOLECULER_WEB);
+});
+
+it("builds the routes from the settings, with CORS and a rate limit whose store counts", async () => {
+	const [route] = gatewayRoutes(gateway);
+	expect(route.name).toBe("probe");
+	expect(route.cors).toMatchObject({ origin: [ALLOWED] });
+	expect(route.rateLimit).toMatchObject({ limit: 2, headers: true });
+	expect(typeof route.rateLimit!.store.inc).toBe("function");
+	expect(typeof route.rateLimit!.store.resetTime).toBe("number");
+});
+
+it("routes a request through its own handler", async () => {
+	const answer = await through((req, res) => routeRequest(gateway, req, res, () => res.end()));
+	expect(answer.status).toBe(200);
+	expect(JSON.parse(answer.body)).toEqual({ hello: true });
+});
+
+it("writes CORS headers for a listed origin and throws for any other (so the door drops it)", async () => {
+	const [route] = gatewayRoutes(gateway);
+	const allowed = await through(
+		(req, res) => {
+			writeCorsHeaders(gateway, route, req, res);
+			res.end();
+		},
+		{ origin: ALLOWED }
+	);
+	expect(allowed.headers["access-control-allow-origin"]).toBe(ALLOWED);
+	const thrown: unknown[] = [];
+	await through(
+		(req, res) => {
+			try {
+				writeCorsHeaders(gateway, route, req, res);
+			} catch (err) {
+				thrown.push(err);
+			}
+			res.end();
+		},
+		{ origin: "https://evil.example" }
+	);
+	expect(thrown).toHaveLength(1);
+	expect((thrown[0] as Error).name).toBe("ForbiddenError");
+});
+
+it("counts the rate limit as its alias handler does, whose lines the adapter repeats", async () => {
+	const source = String(
+		(ApiGateway as unknown as { methods: { aliasHandler: () => void } }).methods.aliasHandler
+	);
+	for (const line of [
+		"const remaining = opts.limit - (await store.inc(key));",
+		'res.setHeader("X-Rate-Limit-Limit", opts.limit);',
+		'res.setHeader("X-Rate-Limit-Remaining", Math.max(0, remaining));',
+		'res.setHeader("X-Rate-Limit-Reset", store.resetTime);',
+		"throw new RateLimitExceeded();"
+	])
+		expect(source).toContain(line);
+	const limit = { ...gatewayRoutes(gateway)[0].rateLimit!, key: () => "another client" };
+	const seen: boolean[] = [];
+	const answer = await through(async (_req, res) => {
+		for (let i = 0; i < 3; i++)
+			seen.push(await countRateLimitHit(limit, "another client", res));
+		res.end();
+	});
+	expect(seen).toEqual([true, true, false]);
+	expect(answer.headers["x-rate-limit-remaining"]).toBe("0");
+	expect(new RateLimitExceeded()).toMatchObject({ code: 429 });
+});
+
+it("lets the server's socket name the response it is writing (Node's _httpMessage)", async () => {
+	let same = false;
+	await through((req, res) => {
+		same = responseOnSocket(req.socket) === res;
+		res.end();
+	});
+	expect(same).toBe(true);
+});
