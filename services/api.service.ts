@@ -10,11 +10,8 @@ import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { appConfig } from "../lib/common/config";
 import { reservationNotFound } from "../lib/common/errors";
-import {
-	acceptPageQuery,
-	sendErrorAnswer,
-	type RequestWithParams
-} from "../lib/gateway/http-guards";
+import { acceptPageQuery, type RequestWithParams } from "../lib/gateway/http-guards";
+import { sendErrorAnswer } from "../lib/gateway/error-answers";
 import {
 	CHECKOUT_PARAMS,
 	CHECKOUTS,

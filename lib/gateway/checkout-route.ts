@@ -9,12 +9,8 @@ import { appConfig } from "../common/config";
 import type { CheckoutMeta } from "../checkout/checkout-saga";
 import { clientAddress } from "./client-address";
 import { describeError } from "./http-errors";
-import {
-	acceptCheckoutBody,
-	acceptIdempotencyKey,
-	sendErrorAnswer,
-	type RequestWithParams
-} from "./http-guards";
+import { acceptCheckoutBody, acceptIdempotencyKey, type RequestWithParams } from "./http-guards";
+import { sendErrorAnswer } from "./error-answers";
 import { bodyReadFailed, parseCheckoutBody, requireUtf8 } from "./request-body";
 import type { MetricsMethods } from "../common/metrics";
 import { plainText } from "../common/text";

@@ -12,7 +12,8 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { checkoutRoute } from "./checkout-route";
-import { guardAndLog, sendErrorAnswer } from "./http-guards";
+import { guardAndLog } from "./http-guards";
+import { sendErrorAnswer } from "./error-answers";
 import { PAGE_FOLDER_BARE, pathOf } from "./public-routes";
 import { answerClientError, refuseConnect, refuseExpectation } from "./socket-refusals";
 import { answerCachedRead, type ReadOptions } from "./show-reads";

@@ -1,8 +1,11 @@
 /**
  * How an error becomes an HTTP answer: the status, a JSON body in Moleculer's error shape
- * (`name`, `message`, `code`, `type`, `data`), and when to retry. Used by the gateway's `onError`.
+ * (`name`, `message`, `code`, `type`, `data`), and when to retry. Moleculer's errors are told apart
+ * by class (a remote node's come back as the same classes), body-parser's and the store driver's by
+ * their own `type` and name. lib/gateway/error-answers.ts writes what this decides.
  */
-import { STORE_UNREACHABLE } from "../common/errors";
+import { Errors } from "moleculer";
+import { ErrorTypes, STORE_UNREACHABLE } from "../common/errors";
 
 export interface HttpError {
 	status: number;
@@ -21,16 +24,42 @@ interface AnyError {
 }
 
 /** Moleculer's ways of saying "the service you need is not there or did not answer". */
-const UNAVAILABLE = new Set([
-	"ServiceNotFoundError",
-	"ServiceNotAvailableError",
-	"RequestTimeoutError",
-	"RequestSkippedError",
-	"RequestRejectedError",
-	"QueueIsFullError",
-	"BrokerDisconnectedError",
-	"MaxCallLevelError"
-]);
+const UNAVAILABLE: (new (...args: never[]) => Error)[] = [
+	Errors.ServiceNotFoundError,
+	Errors.ServiceNotAvailableError,
+	Errors.RequestTimeoutError,
+	Errors.RequestSkippedError,
+	Errors.RequestRejectedError,
+	Errors.QueueIsFullError,
+	Errors.BrokerDisconnectedError,
+	Errors.MaxCallLevelError
+];
+
+/** The names of the refusals the gateway decides itself, by status (Moleculer's error shape). */
+const REFUSAL_NAMES: Record<number, string> = {
+	400: "BadRequest",
+	404: "NotFoundError",
+	405: "MethodNotAllowed",
+	408: "RequestTimeout",
+	413: "PayloadTooLarge",
+	417: "ExpectationFailed",
+	431: "RequestHeaderFieldsTooLarge"
+};
+
+/**
+ * A refusal the gateway decides before any action runs (the front door, Node's parser): its status
+ * is answered as it is, where an action's unlisted 4xx becomes 422.
+ */
+export class GatewayRefusal extends Errors.MoleculerClientError {
+	constructor(status: number, type: string, message: string) {
+		super(message, status, type);
+		this.name = REFUSAL_NAMES[status] ?? "Error";
+	}
+}
+
+export function httpRefusal(status: number, type: string, message: string): GatewayRefusal {
+	return new GatewayRefusal(status, type, message);
+}
 
 /** Statuses a client may see as they are (400: a body that could not be read); other 4xx become 422. */
 const CLIENT_STATUSES = new Set([400, 404, 409, 413, 415, 422, 429]);
@@ -149,18 +178,20 @@ export function describeError(error: unknown): HttpError {
 			}
 		};
 
-	const name = err.name ?? "";
 	if (
-		UNAVAILABLE.has(name) ||
-		STORE_UNREACHABLE.test(name) ||
+		UNAVAILABLE.some(unavailableError => error instanceof unavailableError) ||
+		err.type === ErrorTypes.STORE_UNAVAILABLE ||
+		// The MongoDB driver's own errors, should one pass the store layer unconverted.
+		STORE_UNREACHABLE.test(err.name ?? "") ||
 		(err.retryable && Number(err.code) >= 500)
 	)
 		return unavailable();
 
 	const code = typeof err.code === "number" ? err.code : 500;
-	if (err.name === "ValidationError" || (code >= 400 && code < 500)) {
-		const status = CLIENT_STATUSES.has(code) ? code : 422;
-		const validation = err.name === "ValidationError" ? inUserTerms(err.data) : null;
+	const invalid = error instanceof Errors.ValidationError;
+	if (invalid || (code >= 400 && code < 500)) {
+		const status = CLIENT_STATUSES.has(code) || error instanceof GatewayRefusal ? code : 422;
+		const validation = invalid ? inUserTerms(err.data) : null;
 		return {
 			status,
 			body: {

@@ -1,41 +1,18 @@
 /**
  * The gateway's HTTP guards: what every request and answer goes through before and after an
- * action runs — security headers, the access log, which bodies and queries are accepted, and the
- * one place where an error becomes an HTTP answer.
+ * action runs — security headers, the access log, which bodies and queries are accepted. Their
+ * refusals are written by lib/gateway/error-answers.ts, as every other error answer.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Errors } from "moleculer";
 import { appConfig } from "../common/config";
-import { describeError } from "./http-errors";
+import { httpRefusal } from "./http-errors";
+import { sendErrorAnswer, setSecurityHeaders } from "./error-answers";
 import { loggedPath, pathOf, routeOf, type PublicRoute } from "./public-routes";
 
 const { MoleculerClientError } = Errors;
 
 export type RequestWithParams = IncomingMessage & { $params?: Record<string, unknown> };
-
-export function setSecurityHeaders(res: ServerResponse): void {
-	res.setHeader("X-Content-Type-Options", "nosniff");
-	res.setHeader("X-Frame-Options", "DENY");
-	res.setHeader("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
-	res.setHeader("Referrer-Policy", "no-referrer");
-	res.setHeader("Cache-Control", "no-store");
-}
-
-/** An error answered by the door itself, before moleculer-web or a body parser saw the request. */
-function refuseAtTheDoor(res: ServerResponse, status: number, message: string, type: string) {
-	const names: Record<number, string> = {
-		400: "BadRequest",
-		404: "NotFoundError",
-		405: "MethodNotAllowed",
-		408: "RequestTimeout",
-		413: "PayloadTooLarge"
-	};
-	writeJson(
-		res,
-		status,
-		JSON.stringify({ name: names[status] ?? "Error", message, code: status, type })
-	);
-}
 
 /** How long a client that is still sending gets to read our answer before the connection goes. */
 const CLOSE_GRACE_MS = 1000;
@@ -113,7 +90,11 @@ export function guardAndLog(
 	// Node's own refusal of an HTTP/1.1 request without Host is empty; this one is JSON.
 	if (req.httpVersion === "1.1" && !req.headers.host) {
 		closeAfterAnswer(req, res);
-		refuseAtTheDoor(res, 400, "the request has no Host header", "BAD_REQUEST");
+		sendErrorAnswer(
+			req,
+			res,
+			httpRefusal(400, "BAD_REQUEST", "the request has no Host header")
+		);
 		return true;
 	}
 	const route = routeOf(path);
@@ -121,18 +102,21 @@ export function guardAndLog(
 		// A body sent to no route is not worth reading (a 10 GB one would be, to the end).
 		if (Number(req.headers["content-length"]) > 0 || req.headers["transfer-encoding"])
 			closeAfterAnswer(req, res);
-		refuseAtTheDoor(res, 404, "not found", "NOT_FOUND");
+		sendErrorAnswer(req, res, httpRefusal(404, "NOT_FOUND", "not found"));
 		return true;
 	}
 	const method = req.method ?? "";
 	if (method === "OPTIONS" && answerPreflight(req, res, route.methods)) return true;
 	if (!route.methods.includes(method)) {
 		res.setHeader("Allow", route.methods.join(", "));
-		refuseAtTheDoor(
+		sendErrorAnswer(
+			req,
 			res,
-			405,
-			`${route.route} answers ${route.methods.join(", ")}`,
-			"METHOD_NOT_ALLOWED"
+			httpRefusal(
+				405,
+				"METHOD_NOT_ALLOWED",
+				`${route.route} answers ${route.methods.join(", ")}`
+			)
 		);
 		return true;
 	}
@@ -141,7 +125,11 @@ export function guardAndLog(
 	const length = Number(req.headers["content-length"] ?? 0);
 	if (length > appConfig.bodyLimitBytes) {
 		closeAfterAnswer(req, res);
-		refuseAtTheDoor(res, 413, "request body is too large", "PAYLOAD_TOO_LARGE");
+		sendErrorAnswer(
+			req,
+			res,
+			httpRefusal(413, "PAYLOAD_TOO_LARGE", "request body is too large")
+		);
 		return true;
 	}
 	if (length > 0 || req.headers["transfer-encoding"] !== undefined) awaitBody(req, res);
@@ -182,9 +170,18 @@ function watchBodies(): void {
 		if (!tooLarge && now - started < appConfig.bodyTimeoutMs) continue;
 		bodiesInTransit.delete(req);
 		closeAfterAnswer(req, res);
-		if (tooLarge) refuseAtTheDoor(res, 413, "request body is too large", "PAYLOAD_TOO_LARGE");
+		if (tooLarge)
+			sendErrorAnswer(
+				req,
+				res,
+				httpRefusal(413, "PAYLOAD_TOO_LARGE", "request body is too large")
+			);
 		else
-			refuseAtTheDoor(res, 408, "the request body did not arrive in time", "REQUEST_TIMEOUT");
+			sendErrorAnswer(
+				req,
+				res,
+				httpRefusal(408, "REQUEST_TIMEOUT", "the request body did not arrive in time")
+			);
 	}
 	if (bodiesInTransit.size === 0 && bodyWatch) {
 		clearInterval(bodyWatch);
@@ -257,30 +254,4 @@ export function acceptPageQuery(params: Record<string, unknown>): void {
 				}
 			]);
 	}
-}
-
-/** The one place where errors become HTTP answers. */
-export function sendErrorAnswer(_req: IncomingMessage, res: ServerResponse, err: Error): void {
-	// The door may have answered already (408) while a body parser was still reading.
-	if (res.headersSent) return;
-	// moleculer-web has already logged a 5xx cause with its stack.
-	const { status, body, retryAfter } = describeError(err);
-	// Some errors (a badly encoded path) are raised before the `use` middleware ran.
-	setSecurityHeaders(res);
-	// The rate limiter says when its window resets; wait until then rather than a whole window.
-	const resetAt = Number(res.getHeader("X-Rate-Limit-Reset"));
-	if (status === 429 && resetAt > Date.now())
-		res.setHeader("Retry-After", String(Math.ceil((resetAt - Date.now()) / 1000)));
-	else if (retryAfter !== undefined) res.setHeader("Retry-After", String(retryAfter));
-	writeJson(res, status, JSON.stringify(body));
-}
-
-/** Writes a JSON answer, unless one has been written already (the door's 408). */
-export function writeJson(res: ServerResponse, status: number, json: string): void {
-	if (res.headersSent) return;
-	res.setHeader("Content-Type", "application/json; charset=utf-8");
-	// With its length known the answer goes out in one write, not chunked.
-	res.setHeader("Content-Length", Buffer.byteLength(json));
-	res.writeHead(status);
-	res.end(json);
 }

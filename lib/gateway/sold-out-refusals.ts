@@ -13,10 +13,11 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { appConfig } from "../common/config";
-import { normaliseCheckoutParams, sendErrorAnswer, writeJson } from "./http-guards";
+import { normaliseCheckoutParams } from "./http-guards";
+import { sendErrorAnswer, writeErrorAnswer } from "./error-answers";
 import { bodyReadFailed, parseCheckoutParams, requireUtf8 } from "./request-body";
 import { notEnoughSeats } from "../common/errors";
-import { describeError } from "./http-errors";
+import { describeError, type HttpError } from "./http-errors";
 import { isKnownSoldOut, type ShowListCache } from "./show-list-cache";
 import {
 	countRateLimitHit,
@@ -168,14 +169,14 @@ export function refuseKnownSoldOut(
 	return true;
 }
 
-/** The refusal's body for each count, as sendErrorAnswer writes it: it never changes. */
-const soldOutAnswers = new Map<number, string>();
+/** The refusal for each count, described once: it never changes. */
+const soldOutAnswers = new Map<number, HttpError>();
 
 function sendSoldOut(res: ServerResponse, count: number): void {
 	let answer = soldOutAnswers.get(count);
 	if (answer === undefined) {
-		answer = JSON.stringify(describeError(notEnoughSeats(count, 0)).body);
+		answer = describeError(notEnoughSeats(count, 0));
 		soldOutAnswers.set(count, answer);
 	}
-	writeJson(res, 409, answer);
+	writeErrorAnswer(res, answer);
 }

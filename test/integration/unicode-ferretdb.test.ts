@@ -12,6 +12,9 @@ import { startFerretDB } from "../../scripts/servers";
 import { anyName, bookEach, expectReadBack } from "../support/unicode-names";
 import { apiSchema, reservationsSchema, showsSchema, startBroker } from "../unit/helpers";
 
+/** Restarts in every run: generous, since a loaded machine (CI beside other work) is slow. */
+const PROPERTY_TIMEOUT_MS = 240000;
+
 const RUNS = 30;
 
 let ferret: { uri: string; stop(): Promise<void> } | null = null;
@@ -44,24 +47,28 @@ function startOn(prefix: string): Promise<ServiceBroker> {
 	]);
 }
 
-it(`every name the checkout accepts reads back the same, in NFC, after a restart on FerretDB (${RUNS} runs)`, async () => {
-	await fc.assert(
-		fc.asyncProperty(fc.array(anyName, { minLength: 1, maxLength: 5 }), async names => {
-			const prefix = `unicode_${crypto.randomBytes(4).toString("hex")}_`;
-			const first = await startOn(prefix);
-			let booked;
-			try {
-				({ booked } = await bookEach(first, names));
-			} finally {
-				await first.stop();
-			}
-			const second = await startOn(prefix);
-			try {
-				await expectReadBack(second, booked);
-			} finally {
-				await second.stop();
-			}
-		}),
-		{ numRuns: RUNS }
-	);
-});
+it(
+	`every name the checkout accepts reads back the same, in NFC, after a restart on FerretDB (${RUNS} runs)`,
+	async () => {
+		await fc.assert(
+			fc.asyncProperty(fc.array(anyName, { minLength: 1, maxLength: 5 }), async names => {
+				const prefix = `unicode_${crypto.randomBytes(4).toString("hex")}_`;
+				const first = await startOn(prefix);
+				let booked;
+				try {
+					({ booked } = await bookEach(first, names));
+				} finally {
+					await first.stop();
+				}
+				const second = await startOn(prefix);
+				try {
+					await expectReadBack(second, booked);
+				} finally {
+					await second.stop();
+				}
+			}),
+			{ numRuns: RUNS }
+		);
+	},
+	PROPERTY_TIMEOUT_MS
+);

@@ -5,6 +5,7 @@
  */
 import type { ServiceBroker } from "moleculer";
 import * as httpGuards from "../../lib/gateway/http-guards";
+import * as errorAnswers from "../../lib/gateway/error-answers";
 import * as showReads from "../../lib/gateway/show-reads";
 import * as soldOut from "../../lib/gateway/sold-out-refusals";
 import * as showListCache from "../../lib/gateway/show-list-cache";
@@ -37,9 +38,9 @@ describe("api: the front door outlives any throw", () => {
 				settings: {
 					...api.settings,
 					cors: { origin: [GOOD_ORIGIN], methods: ["GET", "POST", "DELETE"] },
-					onError(...args: Parameters<typeof httpGuards.sendErrorAnswer>) {
+					onError(...args: Parameters<typeof errorAnswers.sendErrorAnswer>) {
 						if (errorWriterThrows) injected();
-						httpGuards.sendErrorAnswer(...args);
+						errorAnswers.sendErrorAnswer(...args);
 					}
 				} as typeof api.settings
 			}

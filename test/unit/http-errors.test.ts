@@ -1,5 +1,5 @@
 import { Errors } from "moleculer";
-import { describeError } from "../../lib/gateway/http-errors";
+import { describeError, httpRefusal } from "../../lib/gateway/http-errors";
 import {
 	checkoutFailed,
 	holdExpired,
@@ -163,6 +163,25 @@ describe("describeError", () => {
 	it.each([401, 403, 405, 418])("another client status (%i) becomes 422, never a 5xx", code => {
 		const err = new Errors.MoleculerClientError("bad request", code, "BAD");
 		expect(describeError(err)).toMatchObject({ status: 422, body: { code: 422 } });
+	});
+
+	it.each([
+		[405, "MethodNotAllowed"],
+		[408, "RequestTimeout"],
+		[417, "ExpectationFailed"],
+		[431, "RequestHeaderFieldsTooLarge"]
+	])("a refusal the gateway decides itself keeps its status (%i)", (status, name) => {
+		expect(describeError(httpRefusal(status, "SOME_TYPE", "no"))).toMatchObject({
+			status,
+			body: { name, code: status, type: "SOME_TYPE", message: "no" }
+		});
+	});
+
+	it("tells Moleculer's errors apart by class, not by a name anyone can give an error", () => {
+		const lookalike = Object.assign(new Error("not there"), { name: "ServiceNotFoundError" });
+		expect(describeError(lookalike).status).toBe(500);
+		expect(describeError(new Errors.ServiceNotFoundError({ action: "x.y" })).status).toBe(503);
+		expect(describeError(new Errors.QueueIsFullError({ action: "x.y" })).status).toBe(503);
 	});
 
 	it("body-parser's entity.too.large is 413", () => {

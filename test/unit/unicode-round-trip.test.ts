@@ -16,6 +16,9 @@ import { lineSafeSerialization } from "../../lib/store/nedb-lines";
 import { anyName, bookEach, expectReadBack } from "../support/unicode-names";
 import { apiSchema, reservationsSchema, showsSchema, startBroker } from "./helpers";
 
+/** Restarts in every run: generous, since a loaded machine (CI beside other work) is slow. */
+const PROPERTY_TIMEOUT_MS = 240000;
+
 const STORE_RUNS = 200;
 const SERVICE_RUNS = 25;
 
@@ -45,35 +48,39 @@ const anyText = fc.oneof(
 	fc.string({ unit: fc.constantFrom("\u2028", "\u2029", "\u0085", "\ud800", "x", "\\u2028") })
 );
 
-it(`any string round-trips through an embedded NeDB file and a reopening, after inserts, updates and a compaction (${STORE_RUNS} cases)`, async () => {
-	let n = 0;
-	await fc.assert(
-		fc.asyncProperty(anyText, anyText, fc.boolean(), async (first, second, compact) => {
-			const filename = path.join(dir, `case-${n++}.db`);
-			const { store, appender } = await open(filename);
-			await store.insertAsync({ _id: "doc", text: first, list: [first] });
-			await store.insertAsync({ _id: "other", text: second });
-			await store.updateAsync({ _id: "doc" }, { $set: { later: second } });
-			if (compact) await store.compactDatafileAsync();
-			await appender.close();
+it(
+	`any string round-trips through an embedded NeDB file and a reopening, after inserts, updates and a compaction (${STORE_RUNS} cases)`,
+	async () => {
+		let n = 0;
+		await fc.assert(
+			fc.asyncProperty(anyText, anyText, fc.boolean(), async (first, second, compact) => {
+				const filename = path.join(dir, `case-${n++}.db`);
+				const { store, appender } = await open(filename);
+				await store.insertAsync({ _id: "doc", text: first, list: [first] });
+				await store.insertAsync({ _id: "other", text: second });
+				await store.updateAsync({ _id: "doc" }, { $set: { later: second } });
+				if (compact) await store.compactDatafileAsync();
+				await appender.close();
 
-			const reopened = await open(filename);
-			const doc = await reopened.store.findOneAsync({ _id: "doc" });
-			expect(doc).toEqual({
-				_id: "doc",
-				text: first,
-				list: [first],
-				later: second
-			});
-			expect(await reopened.store.findOneAsync({ _id: "other" })).toEqual({
-				_id: "other",
-				text: second
-			});
-			await reopened.appender.close();
-		}),
-		{ numRuns: STORE_RUNS }
-	);
-});
+				const reopened = await open(filename);
+				const doc = await reopened.store.findOneAsync({ _id: "doc" });
+				expect(doc).toEqual({
+					_id: "doc",
+					text: first,
+					list: [first],
+					later: second
+				});
+				expect(await reopened.store.findOneAsync({ _id: "other" })).toEqual({
+					_id: "other",
+					text: second
+				});
+				await reopened.appender.close();
+			}),
+			{ numRuns: STORE_RUNS }
+		);
+	},
+	PROPERTY_TIMEOUT_MS
+);
 
 function onDisk(schema: ServiceSchema, dataDir: string): ServiceSchema {
 	return {
@@ -90,25 +97,29 @@ function startOn(dataDir: string): Promise<ServiceBroker> {
 	]);
 }
 
-it(`every name the checkout accepts reads back the same, in NFC, after a restart of the embedded stores (${SERVICE_RUNS} runs)`, async () => {
-	let n = 0;
-	await fc.assert(
-		fc.asyncProperty(fc.array(anyName, { minLength: 1, maxLength: 6 }), async names => {
-			const dataDir = path.join(dir, `system-${n++}`);
-			const first = await startOn(dataDir);
-			let booked;
-			try {
-				({ booked } = await bookEach(first, names));
-			} finally {
-				await first.stop();
-			}
-			const second = await startOn(dataDir);
-			try {
-				await expectReadBack(second, booked);
-			} finally {
-				await second.stop();
-			}
-		}),
-		{ numRuns: SERVICE_RUNS }
-	);
-});
+it(
+	`every name the checkout accepts reads back the same, in NFC, after a restart of the embedded stores (${SERVICE_RUNS} runs)`,
+	async () => {
+		let n = 0;
+		await fc.assert(
+			fc.asyncProperty(fc.array(anyName, { minLength: 1, maxLength: 6 }), async names => {
+				const dataDir = path.join(dir, `system-${n++}`);
+				const first = await startOn(dataDir);
+				let booked;
+				try {
+					({ booked } = await bookEach(first, names));
+				} finally {
+					await first.stop();
+				}
+				const second = await startOn(dataDir);
+				try {
+					await expectReadBack(second, booked);
+				} finally {
+					await second.stop();
+				}
+			}),
+			{ numRuns: SERVICE_RUNS }
+		);
+	},
+	PROPERTY_TIMEOUT_MS
+);
