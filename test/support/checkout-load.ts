@@ -1,15 +1,19 @@
 /**
  * Checkout load against a real cluster while a fault runs, and the invariants every fault test ends
  * with, once things settle:
- *  - every 2xx booking exists, confirmed;
+ *  - every 2xx booking exists, confirmed (or canceled, if the load canceled it);
  *  - each show's counted seats equal the seats of its confirmed reservations plus its live holds;
- *  - no answer was a 5xx other than 503, and none hung;
+ *  - no answer was a 5xx other than 503, each with Retry-After, and none hung;
  *  - the system serves checkouts again.
  */
 import { openStores } from "./probe";
 import { waitForHealthy, type Cluster } from "./system";
 
 export interface CheckoutAnswer {
+	/** A cancel (`DELETE /reservations/:id`) of a booking the load made; else a checkout. */
+	kind?: "cancel";
+	/** The reservation a cancel was for. */
+	reservationId?: string;
 	status: number;
 	body: any;
 	retryAfter: string | null;
@@ -24,6 +28,55 @@ export interface LoadOptions {
 	concurrency?: number;
 	/** Longest a client waits before counting the checkout as hung (status 0). */
 	clientTimeoutMs?: number;
+	/** The gateways the clients reach, as a load balancer spreads them; the cluster's one by default. */
+	gateways?: GatewayPool;
+	/** Each client cancels every Nth booking it makes (0: none). */
+	cancelEvery?: number;
+}
+
+/**
+ * What a load balancer does in front of several api nodes: round-robin over those in rotation. An
+ * operator takes a node out (`drain`: no new requests, and those under way are answered) before
+ * stopping it, and puts it back once it is healthy.
+ */
+export interface GatewayPool {
+	/** The base URLs in rotation. */
+	live(): string[];
+	/** A base URL in rotation, the next one round-robin. */
+	pick(): string;
+	/** Runs `request` against the next gateway, counting it as under way there until it answers. */
+	send<T>(request: (baseUrl: string) => Promise<T>): Promise<T>;
+	drain(baseUrl: string): Promise<void>;
+	restore(baseUrl: string): void;
+}
+
+export function gatewayPool(baseUrls: string[]): GatewayPool {
+	const inRotation = new Set(baseUrls);
+	const underWay = new Map<string, number>();
+	let turn = 0;
+	const pool: GatewayPool = {
+		live: () => baseUrls.filter(url => inRotation.has(url)),
+		pick() {
+			const live = pool.live();
+			if (live.length === 0) throw new Error("no gateway in rotation");
+			return live[turn++ % live.length];
+		},
+		async send(request) {
+			const url = pool.pick();
+			underWay.set(url, (underWay.get(url) ?? 0) + 1);
+			try {
+				return await request(url);
+			} finally {
+				underWay.set(url, underWay.get(url)! - 1);
+			}
+		},
+		async drain(url) {
+			inRotation.delete(url);
+			while ((underWay.get(url) ?? 0) > 0) await sleep(20);
+		},
+		restore: url => void inRotation.add(url)
+	};
+	return pool;
 }
 
 export const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
@@ -34,30 +87,53 @@ const LATE_STEP_MS = 4000;
 export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 	const concurrency = options.concurrency ?? 16;
 	const clientTimeoutMs = options.clientTimeoutMs ?? 30000;
+	const gateways = options.gateways ?? gatewayPool([cluster.baseUrl]);
+	const cancelEvery = options.cancelEvery ?? 0;
 
-	async function reserve(showID: string, count: number): Promise<CheckoutAnswer> {
+	/** One request through the gateways; a hang or a dropped connection answers status 0. */
+	async function send(route: string, init: RequestInit): Promise<CheckoutAnswer> {
 		const started = Date.now();
 		try {
-			const res = await fetch(`${cluster.baseUrl}/reserve`, {
-				method: "POST",
-				headers: { "content-type": "application/json" },
-				body: JSON.stringify({ name: "Load", count, showID }),
-				signal: AbortSignal.timeout(clientTimeoutMs)
+			return await gateways.send(async baseUrl => {
+				const res = await fetch(`${baseUrl}${route}`, {
+					...init,
+					signal: AbortSignal.timeout(clientTimeoutMs)
+				});
+				const body = await res.json();
+				const retryAfter = res.headers.get("retry-after");
+				return {
+					status: res.status,
+					body,
+					retryAfter,
+					sentAt: started,
+					ms: Date.now() - started
+				};
 			});
-			const body = await res.json();
-			const retryAfter = res.headers.get("retry-after");
-			return {
-				status: res.status,
-				body,
-				retryAfter,
-				sentAt: started,
-				ms: Date.now() - started
-			};
 		} catch (err) {
-			// A hang or a dropped connection: the invariants count it as a failure.
+			// The invariants count it as a failure.
 			const ms = Date.now() - started;
 			return { status: 0, body: String(err), retryAfter: null, sentAt: started, ms };
 		}
+	}
+
+	function reserve(showID: string, count: number): Promise<CheckoutAnswer> {
+		return send("/reserve", {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: JSON.stringify({ name: "Load", count, showID })
+		});
+	}
+
+	/** Cancels a booking as a client would: again after a 503, once its Retry-After has passed. */
+	async function cancel(id: string): Promise<CheckoutAnswer[]> {
+		const answers: CheckoutAnswer[] = [];
+		for (let tries = 0; tries < 5; tries++) {
+			const answer = await send(`/reservations/${id}`, { method: "DELETE" });
+			answers.push({ ...answer, kind: "cancel", reservationId: id });
+			if (answer.status !== 503) break;
+			await sleep(Number(answer.retryAfter ?? 1) * 1000);
+		}
+		return answers;
 	}
 
 	/**
@@ -71,9 +147,12 @@ export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 		const answers: CheckoutAnswer[] = [];
 		let running = true;
 		const clients = Array.from({ length: concurrency }, async (_, c) => {
-			for (let i = 0; running; i++) {
+			for (let i = 0, booked = 0; running; i++) {
 				const showID = showIds[(c + i) % showIds.length];
-				answers.push(await reserve(showID, 1 + (i % 3)));
+				const answer = await reserve(showID, 1 + (i % 3));
+				answers.push(answer);
+				if (answer.status === 201 && cancelEvery > 0 && ++booked % cancelEvery === 0)
+					answers.push(...(await cancel(answer.body._id as string)));
 			}
 		});
 		try {
@@ -120,7 +199,9 @@ export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 	function summarize(answers: CheckoutAnswer[]): string {
 		const statuses = new Map<string | number, number>();
 		for (const a of answers) {
-			const key = a.status === 201 ? 201 : `${a.status} ${a.body?.type ?? a.body}`;
+			const kind = a.kind === "cancel" ? "cancel " : "";
+			const ok = a.status === 201 || (a.kind === "cancel" && a.status === 200);
+			const key = `${kind}${a.status}${ok ? "" : ` ${a.body?.type ?? a.body}`}`;
 			statuses.set(key, (statuses.get(key) ?? 0) + 1);
 		}
 		return [...statuses].map(([s, n]) => `${s}: ${n}`).join(", ");
@@ -130,16 +211,30 @@ export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 	async function expectInvariants(answers: CheckoutAnswer[], showIds: string[]) {
 		console.log(`answers — ${summarize(answers)}`);
 
-		for (const a of answers) expect([201, 409, 503]).toContain(a.status);
-		const booked = answers.filter(a => a.status === 201).map(a => a.body._id as string);
+		const checkouts = answers.filter(a => a.kind !== "cancel");
+		const cancels = answers.filter(a => a.kind === "cancel");
+		for (const a of checkouts) expect([201, 409, 503]).toContain(a.status);
+		for (const a of cancels) expect([200, 503]).toContain(a.status);
+		for (const a of answers.filter(a => a.status === 503)) expect(a.retryAfter).toBeTruthy();
+		const booked = checkouts.filter(a => a.status === 201).map(a => a.body._id as string);
 		expect(booked.length).toBeGreaterThan(0);
+		const canceled = new Set(cancels.filter(a => a.status === 200).map(a => a.reservationId));
+		// A cancel answered only 503 may or may not have happened.
+		const maybeCanceled = new Set(cancels.map(a => a.reservationId));
 
 		const stores = await openStores(cluster);
 		try {
 			const all = await stores.reservationsWithStatus();
 			const confirmed = all.filter(r => r.status === "confirmed");
-			const confirmedIds = new Set(confirmed.map(r => r._id as string));
-			for (const id of booked) expect(confirmedIds.has(id)).toBe(true);
+			const statusOf = new Map(all.map(r => [r._id as string, r.status]));
+			for (const id of booked) {
+				const wanted = canceled.has(id)
+					? ["canceled"]
+					: maybeCanceled.has(id)
+						? ["confirmed", "canceled"]
+						: ["confirmed"];
+				expect(wanted).toContain(statusOf.get(id));
+			}
 			expect(all.filter(r => r.status === "pending")).toHaveLength(0);
 
 			for (const showID of showIds) {
@@ -158,7 +253,7 @@ export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 
 		// Serving again, as a client that honours Retry-After sees it (a circuit breaker that
 		// opened during the fault closes after its half-open wait).
-		await waitForHealthy(cluster.baseUrl, undefined, 30000);
+		for (const url of gateways.live()) await waitForHealthy(url, undefined, 30000);
 		let again = await reserve(showIds[0], 1);
 		for (let tries = 0; again.status === 503 && tries < 15; tries++) {
 			await sleep(Number(again.body?.retryAfter ?? 2) * 1000);
@@ -167,5 +262,5 @@ export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 		expect(again.status).toBe(201);
 	}
 
-	return { reserve, loadDuring, settle, summarize, expectInvariants };
+	return { reserve, cancel, loadDuring, settle, summarize, expectInvariants };
 }
