@@ -6,6 +6,7 @@ import type { Server } from "node:http";
 import type { BrokerOptions, Errors, ServiceBroker } from "moleculer";
 import { appConfig } from "./lib/common/config";
 import { replCommands } from "./lib/operations/repl-commands";
+import { schemaVersionMiddleware } from "./lib/common/schema-version";
 
 /** How far a taken default metrics port moves up (several `--instances` groups on one host). */
 const METRICS_PORT_SEARCH = 100;
@@ -128,6 +129,9 @@ const brokerConfig: BrokerOptions = {
 		for (const reporter of reporters ?? [])
 			if (reporter.server) moveMetricsPortWhenTaken(broker, reporter.server, reporter.opts);
 	},
+
+	// Every call and event says the sender's schema version in its meta, for rolling upgrades.
+	middlewares: [schemaVersionMiddleware],
 
 	// Operator commands for `npm run repl`: shows, reservations, holds, add-show, resize, cancel.
 	replOptions: { customCommands: replCommands },

@@ -7,7 +7,7 @@
  * oversold, no booking lost or doubled, no 5xx but 503s with Retry-After. Every release keeps this
  * test, run against its predecessor.
  */
-import type { ServiceBroker } from "moleculer";
+import type { Context, ServiceBroker } from "moleculer";
 import { checkoutLoad, gatewayPool, sleep } from "../support/checkout-load";
 import { openStores, operatorNode } from "../support/probe";
 import { checkoutPreviousRelease, type PreviousRelease } from "../support/previous-release";
@@ -20,6 +20,9 @@ const HOLD_TTL_S = 3;
 const UPGRADE_ORDER = ["shows1", "shows2", "reservations1", "reservations2", "api1", "api2"];
 /** How long each mixed cluster takes load before the next node is replaced. */
 const MIXED_FOR_MS = 1500;
+
+/** Each `shows.changed` event the operator node heard: who sent it, when, and its meta's version. */
+const seatEvents: { nodeID: string; at: number; schemaVersion: unknown }[] = [];
 
 let previous: PreviousRelease | undefined;
 let cluster: Cluster;
@@ -54,6 +57,34 @@ beforeAll(async () => {
 		});
 	for (const name of ["api1", "api2"]) await waitForHealthy(gatewayUrl[name], node[name], 90000);
 	operator = await operatorNode(cluster);
+	operator.createService({
+		name: "upgrade-probe",
+		events: {
+			"shows.changed"(ctx: Context<unknown, { schemaVersion?: unknown }>) {
+				const { nodeID, meta } = ctx;
+				seatEvents.push({
+					nodeID: nodeID!,
+					at: Date.now(),
+					schemaVersion: meta.schemaVersion
+				});
+			}
+		}
+	});
+	// The shows nodes broadcast only to the nodes they know to listen.
+	for (const name of ["shows1", "shows2"])
+		await waitUntil(`${name} knows the probe`, async () => {
+			const events = await operator.call<EventListing[], object>(
+				"$node.events",
+				{ withEndpoints: true },
+				{ nodeID: name }
+			);
+			return events.some(
+				e =>
+					e.name === "shows.changed" &&
+					e.group === "upgrade-probe" &&
+					e.endpoints?.some(ep => ep.nodeID === operator.nodeID)
+			);
+		});
 }, 240000);
 
 afterAll(async () => {
@@ -62,16 +93,30 @@ afterAll(async () => {
 	await previous?.remove();
 }, 60000);
 
-/** Until `name` is in the registry with its service, as another node sees it. */
-async function waitUntilJoined(name: string): Promise<void> {
-	const deadline = Date.now() + 60000;
-	for (;;) {
-		const nodes = operator.registry.getNodeList({ onlyAvailable: true, withServices: true });
-		const joined = nodes.find(n => n.id === name);
-		if (joined?.services.some(s => s.name === serviceOf(name))) return;
-		if (Date.now() > deadline) throw new Error(`${name} did not join:\n${node[name].output()}`);
+/** What `$node.events` lists. */
+interface EventListing {
+	name: string;
+	group: string;
+	endpoints?: { nodeID: string }[];
+}
+
+async function waitUntil(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 60000) {
+	const deadline = Date.now() + timeoutMs;
+	while (!(await done())) {
+		if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
 		await sleep(200);
 	}
+}
+
+/** Until `name` is in the registry with its service, as another node sees it. */
+async function waitUntilJoined(name: string): Promise<void> {
+	await waitUntil(`${name} joins`, () =>
+		operator.registry
+			.getNodeList({ onlyAvailable: true, withServices: true })
+			.some(n => n.id === name && n.services.some(s => s.name === serviceOf(name)))
+	).catch(err => {
+		throw new Error(`${(err as Error).message}\n${node[name].output()}`);
+	});
 }
 
 it("replaces every node of the previous release under checkout load, one at a time, with nothing oversold, lost or doubled", async () => {
@@ -91,9 +136,12 @@ it("replaces every node of the previous release under checkout load, one at a ti
 	});
 
 	let upgradeStarted = 0;
+	/** When each node's replacement began, in order. */
+	const steps: { name: string; at: number }[] = [];
 	const answers = await load.loadDuring(showIds, async () => {
 		upgradeStarted = Date.now();
 		for (const name of UPGRADE_ORDER) {
+			steps.push({ name, at: Date.now() });
 			const url = gatewayUrl[name];
 			// As a load balancer does: no new requests to it, and those under way are answered.
 			if (url) await gateways.drain(url);
@@ -108,14 +156,31 @@ it("replaces every node of the previous release under checkout load, one at a ti
 		}
 	});
 	const upgradeAnswers = answers.filter(a => a.sentAt >= upgradeStarted);
+	const upgradeDone = Date.now();
 	console.log(
 		`rolling upgrade ${previous!.ref} → this release, requests answered during it — ` +
-			load.summarize(upgradeAnswers)
+			load.summarize(upgradeAnswers) +
+			steps
+				.map(({ name, at }, i) => {
+					const until = steps[i + 1]?.at ?? upgradeDone;
+					const sent = upgradeAnswers.filter(a => a.sentAt >= at && a.sentAt < until);
+					return `\n  while ${name} was replaced: ${load.summarize(sent)}`;
+				})
+				.join("")
 	);
 	expect(upgradeAnswers.filter(a => a.status === 201).length).toBeGreaterThan(0);
 
 	await load.settle();
 	await load.expectInvariants(answers, showIds);
+
+	// Seat events said nothing of a version before the upgrade, and say this release's after it.
+	const fromShows = seatEvents.filter(e => e.nodeID.startsWith("shows"));
+	const before = fromShows.filter(e => e.at < upgradeStarted);
+	const after = fromShows.filter(e => e.at > upgradeDone);
+	expect(before.length).toBeGreaterThan(0);
+	expect(before.every(e => e.schemaVersion === undefined)).toBe(true);
+	expect(after.length).toBeGreaterThan(0);
+	expect(after.every(e => e.schemaVersion === SCHEMA_VERSION)).toBe(true);
 
 	// A booking made by the previous release reads through this one.
 	const first = answers.find(a => a.status === 201 && a.sentAt < upgradeStarted)!;
