@@ -8,7 +8,8 @@
  * test, run against its predecessor.
  */
 import type { Context, ServiceBroker } from "moleculer";
-import { checkoutLoad, gatewayPool, sleep } from "../support/checkout-load";
+import { checkoutLoad, sleep } from "../support/checkout-load";
+import { gatewayPool } from "../support/gateway-pool";
 import { openStores, operatorNode } from "../support/probe";
 import { checkoutPreviousRelease, type PreviousRelease } from "../support/previous-release";
 import { startCluster, waitForHealthy, type Cluster, type NodeHandle } from "../support/system";
@@ -132,7 +133,8 @@ it("replaces every node of the previous release under checkout load, one at a ti
 		holdTtlS: HOLD_TTL_S,
 		concurrency: 8,
 		gateways,
-		cancelEvery: 4
+		cancelEvery: 4,
+		keyed: true
 	});
 
 	let upgradeStarted = 0;

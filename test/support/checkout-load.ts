@@ -6,7 +6,9 @@
  *  - no answer was a 5xx other than 503, each with Retry-After, and none hung;
  *  - the system serves checkouts again.
  */
+import crypto from "node:crypto";
 import { openStores } from "./probe";
+import { gatewayPool, type GatewayPool } from "./gateway-pool";
 import { waitForHealthy, type Cluster } from "./system";
 
 export interface CheckoutAnswer {
@@ -14,6 +16,8 @@ export interface CheckoutAnswer {
 	kind?: "cancel";
 	/** The reservation a cancel was for. */
 	reservationId?: string;
+	/** The Idempotency-Key a checkout was sent with. */
+	idempotencyKey?: string;
 	status: number;
 	body: any;
 	retryAfter: string | null;
@@ -32,51 +36,11 @@ export interface LoadOptions {
 	gateways?: GatewayPool;
 	/** Each client cancels every Nth booking it makes (0: none). */
 	cancelEvery?: number;
-}
-
-/**
- * What a load balancer does in front of several api nodes: round-robin over those in rotation. An
- * operator takes a node out (`drain`: no new requests, and those under way are answered) before
- * stopping it, and puts it back once it is healthy.
- */
-export interface GatewayPool {
-	/** The base URLs in rotation. */
-	live(): string[];
-	/** A base URL in rotation, the next one round-robin. */
-	pick(): string;
-	/** Runs `request` against the next gateway, counting it as under way there until it answers. */
-	send<T>(request: (baseUrl: string) => Promise<T>): Promise<T>;
-	drain(baseUrl: string): Promise<void>;
-	restore(baseUrl: string): void;
-}
-
-export function gatewayPool(baseUrls: string[]): GatewayPool {
-	const inRotation = new Set(baseUrls);
-	const underWay = new Map<string, number>();
-	let turn = 0;
-	const pool: GatewayPool = {
-		live: () => baseUrls.filter(url => inRotation.has(url)),
-		pick() {
-			const live = pool.live();
-			if (live.length === 0) throw new Error("no gateway in rotation");
-			return live[turn++ % live.length];
-		},
-		async send(request) {
-			const url = pool.pick();
-			underWay.set(url, (underWay.get(url) ?? 0) + 1);
-			try {
-				return await request(url);
-			} finally {
-				underWay.set(url, underWay.get(url)! - 1);
-			}
-		},
-		async drain(url) {
-			inRotation.delete(url);
-			while ((underWay.get(url) ?? 0) > 0) await sleep(20);
-		},
-		restore: url => void inRotation.add(url)
-	};
-	return pool;
+	/**
+	 * Each checkout carries an Idempotency-Key and is sent again with it after a 503, once its
+	 * Retry-After has passed, as a careful client does.
+	 */
+	keyed?: boolean;
 }
 
 export const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
@@ -116,24 +80,45 @@ export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 		}
 	}
 
-	function reserve(showID: string, count: number): Promise<CheckoutAnswer> {
+	function reserve(showID: string, count: number, key?: string): Promise<CheckoutAnswer> {
 		return send("/reserve", {
 			method: "POST",
-			headers: { "content-type": "application/json" },
+			headers: {
+				"content-type": "application/json",
+				...(key ? { "idempotency-key": key } : {})
+			},
 			body: JSON.stringify({ name: "Load", count, showID })
 		});
 	}
 
-	/** Cancels a booking as a client would: again after a 503, once its Retry-After has passed. */
-	async function cancel(id: string): Promise<CheckoutAnswer[]> {
+	/** Sends a request again after each 503 (a few times), once its Retry-After has passed. */
+	async function retried(sendOnce: () => Promise<CheckoutAnswer>): Promise<CheckoutAnswer[]> {
 		const answers: CheckoutAnswer[] = [];
 		for (let tries = 0; tries < 5; tries++) {
-			const answer = await send(`/reservations/${id}`, { method: "DELETE" });
-			answers.push({ ...answer, kind: "cancel", reservationId: id });
+			const answer = await sendOnce();
+			answers.push(answer);
 			if (answer.status !== 503) break;
 			await sleep(Number(answer.retryAfter ?? 1) * 1000);
 		}
 		return answers;
+	}
+
+	/** Cancels a booking as a client would: again after a 503. */
+	function cancel(id: string): Promise<CheckoutAnswer[]> {
+		return retried(async () => ({
+			...(await send(`/reservations/${id}`, { method: "DELETE" })),
+			kind: "cancel" as const,
+			reservationId: id
+		}));
+	}
+
+	/** A checkout with a key of its own, sent again with it after a 503. */
+	function keyedCheckout(showID: string, count: number): Promise<CheckoutAnswer[]> {
+		const key = `load-${crypto.randomBytes(12).toString("hex")}`;
+		return retried(async () => ({
+			...(await reserve(showID, count, key)),
+			idempotencyKey: key
+		}));
 	}
 
 	/**
@@ -149,8 +134,12 @@ export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 		const clients = Array.from({ length: concurrency }, async (_, c) => {
 			for (let i = 0, booked = 0; running; i++) {
 				const showID = showIds[(c + i) % showIds.length];
-				const answer = await reserve(showID, 1 + (i % 3));
-				answers.push(answer);
+				const count = 1 + (i % 3);
+				const sent = options.keyed
+					? await keyedCheckout(showID, count)
+					: [await reserve(showID, count)];
+				answers.push(...sent);
+				const answer = sent[sent.length - 1];
 				if (answer.status === 201 && cancelEvery > 0 && ++booked % cancelEvery === 0)
 					answers.push(...(await cancel(answer.body._id as string)));
 			}
@@ -218,6 +207,12 @@ export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 		for (const a of answers.filter(a => a.status === 503)) expect(a.retryAfter).toBeTruthy();
 		const booked = checkouts.filter(a => a.status === 201).map(a => a.body._id as string);
 		expect(booked.length).toBeGreaterThan(0);
+		// One key, one booking, however often it was sent.
+		const bookingOfKey = new Map<string, string>();
+		for (const a of checkouts.filter(a => a.idempotencyKey && a.status === 201)) {
+			bookingOfKey.set(a.idempotencyKey!, bookingOfKey.get(a.idempotencyKey!) ?? a.body._id);
+			expect(a.body._id).toBe(bookingOfKey.get(a.idempotencyKey!));
+		}
 		const canceled = new Set(cancels.filter(a => a.status === 200).map(a => a.reservationId));
 		// A cancel answered only 503 may or may not have happened.
 		const maybeCanceled = new Set(cancels.map(a => a.reservationId));
