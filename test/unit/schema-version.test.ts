@@ -8,7 +8,14 @@ import { ServiceBroker, type Context, type ServiceSchema } from "moleculer";
 import brokerConfig from "../../moleculer.config";
 import { SCHEMA_VERSION } from "../../lib/common/schema-version";
 import type { ShowDoc } from "../../lib/shows/show-seats";
-import { createShow, newId, reservationsSchema, showsSchema, startBroker } from "./helpers";
+import {
+	createShow,
+	eventually,
+	newId,
+	reservationsSchema,
+	showsSchema,
+	startBroker
+} from "./helpers";
 
 type Meta = Record<string, unknown>;
 
@@ -81,7 +88,7 @@ describe("packets carry the schema version of their sender in ctx.meta", () => {
 		expect(answer.sender).toBe(SCHEMA_VERSION);
 		await sender.broadcast("probe.happened", {});
 		await sender.emit("probe.happened", {}, { groups: ["probe"] });
-		await new Promise(r => setTimeout(r, 200));
+		await eventually("both events are heard", async () => events.length === 2);
 		expect(events.map(e => e.meta.schemaVersion)).toEqual([SCHEMA_VERSION, SCHEMA_VERSION]);
 		expect(events.map(e => e.sender)).toEqual([SCHEMA_VERSION, SCHEMA_VERSION]);
 	});
