@@ -7,6 +7,7 @@ import type { BrokerOptions, Errors, Middleware, ServiceBroker } from "moleculer
 import { appConfig } from "./lib/common/config";
 import { embeddedStoreOwner } from "./lib/store/embedded-store-owner";
 import { replCommands } from "./lib/operations/repl-commands";
+import { schemaVersionMiddleware } from "./lib/common/schema-version";
 
 /** How far a taken default metrics port moves up (several `--instances` groups on one host). */
 const METRICS_PORT_SEARCH = 100;
@@ -165,7 +166,9 @@ const brokerConfig: BrokerOptions = {
 			}
 	},
 
-	middlewares: [embeddedStoreGuard],
+	// A second process on an embedded store stops at once; every call and event says the sender's
+	// schema version in its meta, for rolling upgrades.
+	middlewares: [embeddedStoreGuard, schemaVersionMiddleware],
 
 	// Operator commands for `npm run repl`: shows, reservations, holds, add-show, resize, cancel.
 	replOptions: { customCommands: replCommands },

@@ -18,6 +18,7 @@ import { closeAppendHandles, keepAppendHandleOpen } from "../lib/store/nedb-appe
 import type { DbMethods, IndexSpec, SideCollection, StoreAdapter } from "../lib/store/store-api";
 import { STORE_UNREACHABLE, storeUnavailable } from "../lib/common/errors";
 import { checkDataFiles, lineSafeSerialization } from "../lib/store/nedb-lines";
+import { SCHEMA_VERSION } from "../lib/common/schema-version";
 
 export interface DbMixinOptions {
 	/** Database name with MongoDB, folder name under DATA_DIR with NeDB. */
@@ -93,9 +94,12 @@ function sideCollection(ops: CollectionOps): SideCollection {
 		isDuplicate: isDuplicateKeyError
 	});
 	return {
-		insertOnce: doc => insertOnce({ ...doc }),
+		// Every record says the schema it was written at (docs/api.md, "Upgrades").
+		insertOnce: doc => insertOnce({ ...doc, schemaVersion: SCHEMA_VERSION }),
 		insertAllOnce: async docs =>
-			void (await Promise.all(docs.map(doc => insertOnce({ ...doc })))),
+			void (await Promise.all(
+				docs.map(doc => insertOnce({ ...doc, schemaVersion: SCHEMA_VERSION }))
+			)),
 		findById: id => ops.findById(id),
 		find: (query, limit = 0) => ops.find(query, limit),
 		removeById: createRemoveBatcher(ops.removeMany),

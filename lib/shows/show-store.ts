@@ -10,6 +10,7 @@ import { showNotFound } from "../common/errors";
 import { fromStored, holdView, isExpired, newShowDoc, type ShowDoc } from "./show-seats";
 import { createShowWriter, type ShowStore, type ShowWriter } from "./show-writer";
 import type { HoldState, HoldView } from "../common/types";
+import { SCHEMA_VERSION } from "../common/schema-version";
 
 export type ShowStoreAccess = Pick<
 	DbMethods,
@@ -51,7 +52,7 @@ function newShowId(): string {
 
 /** The documents of an empty store. */
 export function seedShows(): Record<string, unknown>[] {
-	return SEED_SHOWS.map(show => ({ ...newShowDoc(show) }));
+	return SEED_SHOWS.map(show => ({ ...newShowDoc(show), schemaVersion: SCHEMA_VERSION }));
 }
 
 export async function loadShow(store: ShowStoreAccess, showID: string): Promise<ShowDoc> {
@@ -66,7 +67,9 @@ async function saveShow(
 	show: ShowDoc,
 	expectedVersion: number
 ): Promise<boolean> {
-	const { _id, ...fields } = show;
+	// Fields this release does not know (a later release's) are kept; the version says this
+	// release wrote the document last, so a later one knows to recompute what it added.
+	const { _id, ...fields } = { ...show, schemaVersion: SCHEMA_VERSION };
 	if (!(await store.claimVersion(_id, show.version))) return false;
 	const written = await store
 		.updateWhere({ _id: store.storeId(_id), version: expectedVersion }, { $set: fields })
@@ -176,6 +179,10 @@ export async function insertShow(
 	houseSize: number
 ): Promise<ShowDoc> {
 	const show = newShowDoc({ _id: newShowId(), name, houseSize, presold: 0 });
-	await store.adapter.insert({ ...show, _id: store.storeId(show._id) });
+	await store.adapter.insert({
+		...show,
+		_id: store.storeId(show._id),
+		schemaVersion: SCHEMA_VERSION
+	});
 	return show;
 }

@@ -1,15 +1,23 @@
 /**
  * Checkout load against a real cluster while a fault runs, and the invariants every fault test ends
  * with, once things settle:
- *  - every 2xx booking exists, confirmed;
+ *  - every 2xx booking exists, confirmed (or canceled, if the load canceled it);
  *  - each show's counted seats equal the seats of its confirmed reservations plus its live holds;
- *  - no answer was a 5xx other than 503, and none hung;
+ *  - no answer was a 5xx other than 503, each with Retry-After, and none hung;
  *  - the system serves checkouts again.
  */
+import crypto from "node:crypto";
 import { openStores } from "./probe";
+import { gatewayPool, type GatewayPool } from "./gateway-pool";
 import { waitForHealthy, type Cluster } from "./system";
 
 export interface CheckoutAnswer {
+	/** A cancel (`DELETE /reservations/:id`) of a booking the load made; else a checkout. */
+	kind?: "cancel";
+	/** The reservation a cancel was for. */
+	reservationId?: string;
+	/** The Idempotency-Key a checkout was sent with. */
+	idempotencyKey?: string;
 	status: number;
 	body: any;
 	retryAfter: string | null;
@@ -24,6 +32,15 @@ export interface LoadOptions {
 	concurrency?: number;
 	/** Longest a client waits before counting the checkout as hung (status 0). */
 	clientTimeoutMs?: number;
+	/** The gateways the clients reach, as a load balancer spreads them; the cluster's one by default. */
+	gateways?: GatewayPool;
+	/** Each client cancels every Nth booking it makes (0: none). */
+	cancelEvery?: number;
+	/**
+	 * Each checkout carries an Idempotency-Key and is sent again with it after a 503, once its
+	 * Retry-After has passed, as a careful client does.
+	 */
+	keyed?: boolean;
 }
 
 export const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
@@ -34,30 +51,74 @@ const LATE_STEP_MS = 4000;
 export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 	const concurrency = options.concurrency ?? 16;
 	const clientTimeoutMs = options.clientTimeoutMs ?? 30000;
+	const gateways = options.gateways ?? gatewayPool([cluster.baseUrl]);
+	const cancelEvery = options.cancelEvery ?? 0;
 
-	async function reserve(showID: string, count: number): Promise<CheckoutAnswer> {
+	/** One request through the gateways; a hang or a dropped connection answers status 0. */
+	async function send(route: string, init: RequestInit): Promise<CheckoutAnswer> {
 		const started = Date.now();
 		try {
-			const res = await fetch(`${cluster.baseUrl}/reserve`, {
-				method: "POST",
-				headers: { "content-type": "application/json" },
-				body: JSON.stringify({ name: "Load", count, showID }),
-				signal: AbortSignal.timeout(clientTimeoutMs)
+			return await gateways.send(async baseUrl => {
+				const res = await fetch(`${baseUrl}${route}`, {
+					...init,
+					signal: AbortSignal.timeout(clientTimeoutMs)
+				});
+				const body = await res.json();
+				const retryAfter = res.headers.get("retry-after");
+				return {
+					status: res.status,
+					body,
+					retryAfter,
+					sentAt: started,
+					ms: Date.now() - started
+				};
 			});
-			const body = await res.json();
-			const retryAfter = res.headers.get("retry-after");
-			return {
-				status: res.status,
-				body,
-				retryAfter,
-				sentAt: started,
-				ms: Date.now() - started
-			};
 		} catch (err) {
-			// A hang or a dropped connection: the invariants count it as a failure.
+			// The invariants count it as a failure.
 			const ms = Date.now() - started;
 			return { status: 0, body: String(err), retryAfter: null, sentAt: started, ms };
 		}
+	}
+
+	function reserve(showID: string, count: number, key?: string): Promise<CheckoutAnswer> {
+		return send("/reserve", {
+			method: "POST",
+			headers: {
+				"content-type": "application/json",
+				...(key ? { "idempotency-key": key } : {})
+			},
+			body: JSON.stringify({ name: "Load", count, showID })
+		});
+	}
+
+	/** Sends a request again after each 503 (a few times), once its Retry-After has passed. */
+	async function retried(sendOnce: () => Promise<CheckoutAnswer>): Promise<CheckoutAnswer[]> {
+		const answers: CheckoutAnswer[] = [];
+		for (let tries = 0; tries < 5; tries++) {
+			const answer = await sendOnce();
+			answers.push(answer);
+			if (answer.status !== 503) break;
+			await sleep(Number(answer.retryAfter ?? 1) * 1000);
+		}
+		return answers;
+	}
+
+	/** Cancels a booking as a client would: again after a 503. */
+	function cancel(id: string): Promise<CheckoutAnswer[]> {
+		return retried(async () => ({
+			...(await send(`/reservations/${id}`, { method: "DELETE" })),
+			kind: "cancel" as const,
+			reservationId: id
+		}));
+	}
+
+	/** A checkout with a key of its own, sent again with it after a 503. */
+	function keyedCheckout(showID: string, count: number): Promise<CheckoutAnswer[]> {
+		const key = `load-${crypto.randomBytes(12).toString("hex")}`;
+		return retried(async () => ({
+			...(await reserve(showID, count, key)),
+			idempotencyKey: key
+		}));
 	}
 
 	/**
@@ -71,9 +132,16 @@ export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 		const answers: CheckoutAnswer[] = [];
 		let running = true;
 		const clients = Array.from({ length: concurrency }, async (_, c) => {
-			for (let i = 0; running; i++) {
+			for (let i = 0, booked = 0; running; i++) {
 				const showID = showIds[(c + i) % showIds.length];
-				answers.push(await reserve(showID, 1 + (i % 3)));
+				const count = 1 + (i % 3);
+				const sent = options.keyed
+					? await keyedCheckout(showID, count)
+					: [await reserve(showID, count)];
+				answers.push(...sent);
+				const answer = sent[sent.length - 1];
+				if (answer.status === 201 && cancelEvery > 0 && ++booked % cancelEvery === 0)
+					answers.push(...(await cancel(answer.body._id as string)));
 			}
 		});
 		try {
@@ -120,7 +188,9 @@ export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 	function summarize(answers: CheckoutAnswer[]): string {
 		const statuses = new Map<string | number, number>();
 		for (const a of answers) {
-			const key = a.status === 201 ? 201 : `${a.status} ${a.body?.type ?? a.body}`;
+			const kind = a.kind === "cancel" ? "cancel " : "";
+			const ok = a.status === 201 || (a.kind === "cancel" && a.status === 200);
+			const key = `${kind}${a.status}${ok ? "" : ` ${a.body?.type ?? a.body}`}`;
 			statuses.set(key, (statuses.get(key) ?? 0) + 1);
 		}
 		return [...statuses].map(([s, n]) => `${s}: ${n}`).join(", ");
@@ -130,16 +200,36 @@ export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 	async function expectInvariants(answers: CheckoutAnswer[], showIds: string[]) {
 		console.log(`answers — ${summarize(answers)}`);
 
-		for (const a of answers) expect([201, 409, 503]).toContain(a.status);
-		const booked = answers.filter(a => a.status === 201).map(a => a.body._id as string);
+		const checkouts = answers.filter(a => a.kind !== "cancel");
+		const cancels = answers.filter(a => a.kind === "cancel");
+		for (const a of checkouts) expect([201, 409, 503]).toContain(a.status);
+		for (const a of cancels) expect([200, 503]).toContain(a.status);
+		for (const a of answers.filter(a => a.status === 503)) expect(a.retryAfter).toBeTruthy();
+		const booked = checkouts.filter(a => a.status === 201).map(a => a.body._id as string);
 		expect(booked.length).toBeGreaterThan(0);
+		// One key, one booking, however often it was sent.
+		const bookingOfKey = new Map<string, string>();
+		for (const a of checkouts.filter(a => a.idempotencyKey && a.status === 201)) {
+			bookingOfKey.set(a.idempotencyKey!, bookingOfKey.get(a.idempotencyKey!) ?? a.body._id);
+			expect(a.body._id).toBe(bookingOfKey.get(a.idempotencyKey!));
+		}
+		const canceled = new Set(cancels.filter(a => a.status === 200).map(a => a.reservationId));
+		// A cancel answered only 503 may or may not have happened.
+		const maybeCanceled = new Set(cancels.map(a => a.reservationId));
 
 		const stores = await openStores(cluster);
 		try {
 			const all = await stores.reservationsWithStatus();
 			const confirmed = all.filter(r => r.status === "confirmed");
-			const confirmedIds = new Set(confirmed.map(r => r._id as string));
-			for (const id of booked) expect(confirmedIds.has(id)).toBe(true);
+			const statusOf = new Map(all.map(r => [r._id as string, r.status]));
+			for (const id of booked) {
+				const wanted = canceled.has(id)
+					? ["canceled"]
+					: maybeCanceled.has(id)
+						? ["confirmed", "canceled"]
+						: ["confirmed"];
+				expect(wanted).toContain(statusOf.get(id));
+			}
 			expect(all.filter(r => r.status === "pending")).toHaveLength(0);
 
 			for (const showID of showIds) {
@@ -158,7 +248,7 @@ export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 
 		// Serving again, as a client that honours Retry-After sees it (a circuit breaker that
 		// opened during the fault closes after its half-open wait).
-		await waitForHealthy(cluster.baseUrl, undefined, 30000);
+		for (const url of gateways.live()) await waitForHealthy(url, undefined, 30000);
 		let again = await reserve(showIds[0], 1);
 		for (let tries = 0; again.status === 503 && tries < 15; tries++) {
 			await sleep(Number(again.body?.retryAfter ?? 2) * 1000);
@@ -167,5 +257,5 @@ export function checkoutLoad(cluster: Cluster, options: LoadOptions) {
 		expect(again.status).toBe(201);
 	}
 
-	return { reserve, loadDuring, settle, summarize, expectInvariants };
+	return { reserve, cancel, loadDuring, settle, summarize, expectInvariants };
 }

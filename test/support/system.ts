@@ -18,7 +18,6 @@ import {
 import { toxiproxyClient, type ToxiproxyClient } from "./toxiproxy";
 
 const ROOT = path.resolve(__dirname, "..", "..");
-const RUNNER = path.join(ROOT, "node_modules", "moleculer", "bin", "moleculer-runner.js");
 
 export interface NodeOptions {
 	services: string;
@@ -30,6 +29,11 @@ export interface NodeOptions {
 	 * and a NODE_ID in `env`.
 	 */
 	proxied?: boolean;
+	/**
+	 * The checkout whose built dist/ this node runs: this repository unless given (the rolling
+	 * upgrade runs the previous release from a worktree of its own, test/support/previous-release.ts).
+	 */
+	root?: string;
 }
 
 /** The servers a node talks to; each proxied node has one proxy per upstream. */
@@ -100,7 +104,9 @@ export function systemNode(options: NodeOptions, baseEnv: Record<string, string>
 	let child: ChildProcess | null = null;
 	let output = "";
 	let exit: Promise<number | null> = Promise.resolve(null);
-	const args = [RUNNER, "--config", path.join(ROOT, "dist", "moleculer.config.js")];
+	const root = options.root ?? ROOT;
+	const runner = path.join(root, "node_modules", "moleculer", "bin", "moleculer-runner.js");
+	const args = [runner, "--config", path.join(root, "dist", "moleculer.config.js")];
 	if (options.instances && options.instances > 1)
 		args.push("--instances", String(options.instances));
 	return {
@@ -111,10 +117,10 @@ export function systemNode(options: NodeOptions, baseEnv: Record<string, string>
 		async start() {
 			output = "";
 			child = spawn(process.execPath, args, {
-				cwd: ROOT,
+				cwd: root,
 				env: {
 					...process.env,
-					SERVICEDIR: path.join(ROOT, "dist", "services"),
+					SERVICEDIR: path.join(root, "dist", "services"),
 					METRICS_PORT: "0",
 					LOG_LEVEL: "warn",
 					...baseEnv,
