@@ -12,6 +12,7 @@ import { appConfig } from "../lib/common/config";
 import { reservationNotFound } from "../lib/common/errors";
 import { acceptPageQuery, type RequestWithParams } from "../lib/gateway/http-guards";
 import { sendErrorAnswer } from "../lib/gateway/error-answers";
+import { callActionsOnThisNode } from "../lib/gateway/moleculer-web-internals";
 import {
 	CHECKOUT_PARAMS,
 	CHECKOUTS,
@@ -267,6 +268,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			logger: this.logger
 		});
 		const validate = this.broker.validator!.compile(CHECKOUT_PARAMS);
+		// A request runs its action here, never on another gateway node that may be leaving.
+		callActionsOnThisNode(this, this.broker.nodeID);
 		this.frontDoor = openFrontDoor(this, {
 			cache: this.showsCache,
 			ttlMs: this.settings.showsCacheTtlMs,

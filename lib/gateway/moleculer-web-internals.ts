@@ -23,6 +23,7 @@ export interface RouteRateLimit {
 /** A route as moleculer-web builds it from the settings (`this.routes`, once `created` ran). */
 export interface GatewayRoute {
 	name?: string;
+	callOptions?: Record<string, unknown>;
 	cors?: { origin?: unknown } | null;
 	rateLimit?: RouteRateLimit;
 }
@@ -48,6 +49,16 @@ export const RateLimitExceeded = ApiGateway.Errors.RateLimitExceeded as unknown 
 /** The routes of a gateway service, as moleculer-web built them. */
 export function gatewayRoutes(gateway: object): GatewayRoute[] {
 	return (gateway as GatewayInstance).routes;
+}
+
+/**
+ * Has every route call the gateway's actions on this very node. The broker balances calls over all
+ * nodes (`preferLocal: false`, for the shows' sharding), so a request could otherwise run its
+ * action on another gateway node, and fail when that node leaves (a rolling restart).
+ */
+export function callActionsOnThisNode(gateway: object, nodeID: string): void {
+	for (const route of gatewayRoutes(gateway))
+		route.callOptions = { ...route.callOptions, nodeID };
 }
 
 /** Routes a request as moleculer-web would had the service not replaced its `httpHandler`. */

@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { ServiceBroker, type ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import {
+	callActionsOnThisNode,
 	countRateLimitHit,
 	gatewayRoutes,
 	PINNED_MOLECULER_WEB,
@@ -69,6 +70,14 @@ async function through(
 	}
 }
 
+/** What moleculer-web hands to `next`: an error it could not answer, written as its status. */
+function answerRefusal(res: ServerResponse) {
+	return (err?: unknown) => {
+		res.statusCode = (err as { code?: number } | undefined)?.code ?? 500;
+		res.end(String((err as Error | undefined)?.name));
+	};
+}
+
 it(`is moleculer-web ${PINNED_MOLECULER_WEB}, the release these internals were read from`, () => {
 	expect(require("moleculer-web/package.json").version).toBe(PINNED_MOLECULER_WEB);
 });
@@ -82,8 +91,23 @@ it("builds the routes from the settings, with CORS and a rate limit whose store 
 	expect(typeof route.rateLimit!.store.resetTime).toBe("number");
 });
 
+it("resolves a route's action with the route's call options, so that a node id pins it", async () => {
+	const source = String(
+		(ApiGateway as unknown as { methods: { aliasHandler: () => void } }).methods.aliasHandler
+	);
+	expect(source).toMatch(/findNextActionEndpoint\(\s*alias\.action,\s*route\.callOptions,/);
+	callActionsOnThisNode(gateway, broker.nodeID);
+	expect(gatewayRoutes(gateway)[0].callOptions).toMatchObject({ nodeID: broker.nodeID });
+	const elsewhere = await through((req, res) => {
+		gatewayRoutes(gateway)[0].callOptions = { nodeID: "no-such-node" };
+		routeRequest(gateway, req, res, answerRefusal(res));
+	});
+	expect(elsewhere.status).not.toBe(200);
+	callActionsOnThisNode(gateway, broker.nodeID);
+});
+
 it("routes a request through its own handler", async () => {
-	const answer = await through((req, res) => routeRequest(gateway, req, res, () => res.end()));
+	const answer = await through((req, res) => routeRequest(gateway, req, res, answerRefusal(res)));
 	expect(answer.status).toBe(200);
 	expect(JSON.parse(answer.body)).toEqual({ hello: true });
 });
