@@ -13,7 +13,7 @@ chmod 0700 "$DATA"
 as_postgres() { runuser -u postgres -- "$@"; }
 
 if [ ! -s "$DATA/PG_VERSION" ]; then
-	as_postgres "$PG/initdb" -D "$DATA" --auth-local=peer --auth-host=scram-sha-256 >/dev/null
+	as_postgres "$PG/initdb" -D "$DATA" --encoding=UTF8 --locale=C.UTF-8 --auth-local=peer --auth-host=scram-sha-256 >/dev/null
 	as_postgres "$PG/pg_ctl" -D "$DATA" -o "-c listen_addresses=''" -w start >/dev/null
 	# The password goes in as a literal; psql's :'var' quoting keeps it one.
 	as_postgres psql -v ON_ERROR_STOP=1 -q -v user="$user" -v password="$password" <<-'SQL'
