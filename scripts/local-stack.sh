@@ -37,6 +37,12 @@ while IFS='=' read -r name value; do
 done <"$ROOT/deploy/local/stack.env"
 
 compose=$ROOT/.cache/bin/docker-compose
+# test/integration/readme.test.ts may be building the same binary right now (from a copy of the
+# module in .cache/src, removed when done): wait for that build rather than race it.
+for _ in $(seq 900); do
+	compgen -G "$ROOT/.cache/src/v2-*" >/dev/null || break
+	sleep 1
+done
 [ -x "$compose" ] || node -e 'require("./scripts/servers").ensureBinary("docker-compose")'
 
 run_health_checks() {

@@ -16,39 +16,20 @@ import type { ServiceBroker } from "moleculer";
 import { checkoutLoad, sleep } from "../support/checkout-load";
 import { operatorNode } from "../support/probe";
 import {
+	REPLICAS,
 	ROOT,
-	podmanPresent,
+	SERVICES,
+	failWith,
+	podmanGate,
 	prepareStack,
 	run,
 	stackAsCluster,
+	waitUntilAllHealthy,
 	type Stack
 } from "../support/compose-stack";
 import type { Cluster } from "../support/system";
 
 const HOLD_TTL_S = 3;
-/** The local stack: every service of docker-compose.yml but Grafana. */
-const SERVICES = [
-	"nats-1",
-	"nats-2",
-	"nats-3",
-	"mongo",
-	"shows",
-	"reservations",
-	"api",
-	"proxy",
-	"prometheus"
-];
-const REPLICAS: Record<string, number> = {
-	"nats-1": 1,
-	"nats-2": 1,
-	"nats-3": 1,
-	mongo: 1,
-	shows: 4,
-	reservations: 2,
-	api: 2,
-	proxy: 1,
-	prometheus: 1
-};
 const APP_REPLICAS = REPLICAS.shows + REPLICAS.reservations + REPLICAS.api;
 const ROCK = "5b805a00297ae6047030f2e0";
 const TRUCKS = "5b805a790cee1505a52bc75e";
@@ -58,33 +39,7 @@ let cluster: Cluster;
 let operator: ServiceBroker | undefined;
 let down = false;
 
-function failWith(what: string, result: { code: number; stdout: string; stderr: string }): never {
-	throw new Error(`${what} failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
-}
-
-/** Waits until every replica runs and passes its health check (Prometheus has none: running). */
-async function expectAllHealthy(timeoutMs: number) {
-	const deadline = Date.now() + timeoutMs;
-	for (;;) {
-		const containers = await stack.containers();
-		const counts: Record<string, number> = {};
-		const unhealthy: string[] = [];
-		for (const c of containers) {
-			const ok =
-				c.state === "running" &&
-				(c.service === "prometheus" || (await stack.healthy(c.id)));
-			if (ok) counts[c.service] = (counts[c.service] ?? 0) + 1;
-			else unhealthy.push(`${c.service} ${c.id.slice(0, 12)} ${c.state}`);
-		}
-		const short = Object.keys(REPLICAS).filter(name => counts[name] !== REPLICAS[name]);
-		if (short.length === 0 && unhealthy.length === 0) return;
-		if (Date.now() > deadline)
-			throw new Error(
-				`stack not healthy: ${JSON.stringify(counts)}; not: ${unhealthy.join(", ")}`
-			);
-		await sleep(2000);
-	}
-}
+const expectAllHealthy = (timeoutMs: number) => waitUntilAllHealthy(stack, timeoutMs);
 
 function checkout(showID: string) {
 	return fetch(`${cluster.baseUrl}/reserve`, {
@@ -99,17 +54,9 @@ async function prometheus(pathAndQuery: string) {
 	return (await res.json()) as any;
 }
 
-async function podmanGate() {
-	if (await podmanPresent()) return true;
-	if (process.env.CI === "true")
-		throw new Error(
-			"podman is not installed, so the compose stack cannot run: .ci/run installs it " +
-				"(apt-get install -y podman runc debootstrap)"
-		);
-	return false;
-}
-
 const present = podmanGate();
+// Handled here so that a rejection (podman missing under CI) fails the hooks, not the process.
+present.catch(() => undefined);
 
 beforeAll(async () => {
 	if (!(await present)) return;

@@ -14,6 +14,20 @@ import { freePort } from "../../scripts/servers";
 export const ROOT = path.resolve(__dirname, "..", "..");
 const CONTAINERS_CONF = path.join(ROOT, "deploy", "local", "containers.conf");
 
+/** The replicas of the local stack: every service of docker-compose.yml but Grafana. */
+export const REPLICAS: Record<string, number> = {
+	"nats-1": 1,
+	"nats-2": 1,
+	"nats-3": 1,
+	mongo: 1,
+	shows: 4,
+	reservations: 2,
+	api: 2,
+	proxy: 1,
+	prometheus: 1
+};
+export const SERVICES = Object.keys(REPLICAS);
+
 export interface RunResult {
 	code: number;
 	stdout: string;
@@ -39,9 +53,22 @@ export function run(
 	});
 }
 
-/** Whether podman is installed (Debian's `podman` package; .ci/run installs it). */
-export async function podmanPresent(): Promise<boolean> {
-	return (await run("podman", ["--version"])).code === 0;
+export function failWith(what: string, result: RunResult): never {
+	throw new Error(`${what} failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
+}
+
+/**
+ * Whether podman is installed (Debian's `podman` package). Under CI its absence is an error, never
+ * a silent pass: .ci/run installs it.
+ */
+export async function podmanGate(): Promise<boolean> {
+	if ((await run("podman", ["--version"])).code === 0) return true;
+	if (process.env.CI === "true")
+		throw new Error(
+			"podman is not installed, so the compose stack cannot run: .ci/run installs it " +
+				"(apt-get install -y podman runc debootstrap)"
+		);
+	return false;
 }
 
 export interface Container {
@@ -172,6 +199,29 @@ export async function prepareStack(appEnv: Record<string, string>): Promise<Stac
 			fs.rmSync(dir, { recursive: true, force: true });
 		}
 	};
+}
+
+/** Waits until every replica runs and passes its health check (Prometheus has none: running). */
+export async function waitUntilAllHealthy(stack: Stack, timeoutMs: number) {
+	const deadline = Date.now() + timeoutMs;
+	for (;;) {
+		const counts: Record<string, number> = {};
+		const unhealthy: string[] = [];
+		for (const c of await stack.containers()) {
+			const ok =
+				c.state === "running" &&
+				(c.service === "prometheus" || (await stack.healthy(c.id)));
+			if (ok) counts[c.service] = (counts[c.service] ?? 0) + 1;
+			else unhealthy.push(`${c.service} ${c.id.slice(0, 12)} ${c.state}`);
+		}
+		const short = SERVICES.filter(name => counts[name] !== REPLICAS[name]);
+		if (short.length === 0 && unhealthy.length === 0) return;
+		if (Date.now() > deadline)
+			throw new Error(
+				`stack not healthy: ${JSON.stringify(counts)}; not: ${unhealthy.join(", ")}`
+			);
+		await new Promise(r => setTimeout(r, 2000));
+	}
 }
 
 /** The Cluster fields that test/support/checkout-load.ts and probe.ts use, for this stack. */
