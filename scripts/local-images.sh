@@ -14,6 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# debootstrap and chroot live in sbin, which a non-login root shell may not have on PATH.
+export PATH="$PATH:/usr/sbin:/sbin"
 export CONTAINERS_CONF="$ROOT/deploy/local/containers.conf"
 
 BASE=localhost/tickets-base:bookworm
