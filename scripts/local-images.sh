@@ -46,10 +46,15 @@ needs_build() {
 	fi
 }
 
+# Runs a build of image $1, then removes the image it replaced (unless a container still uses it),
+# so that rebuilds do not pile up old images; podman keeps the build's cached layers.
 timed() {
-	local image=$1 started=$SECONDS
+	local image=$1 started=$SECONDS old new
 	shift
+	old=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 	"$@" >/dev/null
+	new=$(podman image inspect --format '{{.Id}}' "$image")
+	if [ -n "$old" ] && [ "$old" != "$new" ]; then podman rmi "$old" >/dev/null 2>&1 || true; fi
 	echo "built   $image in $((SECONDS - started)) s"
 }
 
