@@ -13,6 +13,9 @@ export default function globalSetup(): void {
 	else ensureBinary("ferretdb");
 	// The fault proxy of test/integration/partitions.test.ts.
 	ensureBinary("toxiproxy");
+	// Compose v2, for the README's `docker compose config` and the stack of compose.test.ts: built
+	// here once, so that two test files never build it at the same time.
+	ensureBinary("docker-compose");
 	for (const name of ["NATS_URL", "MONGO_URI", "TRANSPORTER", "SERVICES", "PORT", "DATA_DIR"])
 		delete process.env[name];
 }
