@@ -8,7 +8,7 @@
  * checkout pending, for the reservations reconciler to settle by where its seats stand.
  */
 import crypto from "node:crypto";
-import type { Context, ServiceBroker } from "moleculer";
+import type { CallingOptions, Context, ServiceBroker } from "moleculer";
 import { checkoutFailed, idempotencyKeyReused, tooManyTickets } from "../common/errors";
 import type { HoldState, HoldView, Reservation, ReservationDoc } from "../common/types";
 
@@ -38,6 +38,16 @@ export interface BookingAnswer {
 export interface SagaHost {
 	broker: ServiceBroker;
 	logger: { warn(...args: unknown[]): void };
+}
+
+/**
+ * Options of a step: it waits at most the broker's request timeout (and never past the checkout's
+ * budget), so that a request lost on its way (with a NATS server that died) fails in time to be
+ * retried. Without it Moleculer gives a nested call the whole rest of the budget to wait in.
+ */
+function step(ctx: Context, extra: CallingOptions = {}): CallingOptions {
+	const timeout = ctx.broker.options.requestTimeout;
+	return timeout ? { timeout, ...extra } : extra;
 }
 
 function sha256(text: string): string {
@@ -81,18 +91,24 @@ export async function runCheckout(
 	const claim = await ctx.call<
 		{ checkoutId: string; fingerprint: string; created: boolean },
 		object
-	>("reservations.claimIdempotencyKey", {
-		keyHash: sha256(`idempotency-key-record\n${key}`),
-		checkoutId: newCheckoutId(),
-		fingerprint,
-		legacyId: sha256(`idempotency-key\n${key}`).slice(0, 32)
-	});
+	>(
+		"reservations.claimIdempotencyKey",
+		{
+			keyHash: sha256(`idempotency-key-record\n${key}`),
+			checkoutId: newCheckoutId(),
+			fingerprint,
+			legacyId: sha256(`idempotency-key\n${key}`).slice(0, 32)
+		},
+		step(ctx)
+	);
 	if (claim.fingerprint !== fingerprint) throw idempotencyKeyReused();
 	const checkoutId = claim.checkoutId;
 	if (claim.created) return resumeCheckout(host, ctx, checkoutId, fingerprint);
-	const earlier = await ctx.call<ReservationDoc | null, object>("reservations.findCheckout", {
-		id: checkoutId
-	});
+	const earlier = await ctx.call<ReservationDoc | null, object>(
+		"reservations.findCheckout",
+		{ id: checkoutId },
+		step(ctx)
+	);
 	if (earlier) {
 		if (earlier.status === "failed") throw checkoutFailed(checkoutId);
 		if (earlier.status !== "pending") {
@@ -120,13 +136,16 @@ export async function resumeCheckout(
 	// and the pivot (confirmHold) waits for both. One round trip less between hosts.
 	const [held, recorded] = await Promise.allSettled([
 		// `resume`: an earlier attempt may have sold these seats already; shows looks that up.
-		ctx.call<HoldView & { created: boolean }, object>("shows.holdSeats", {
-			showID,
-			holdId: checkoutId,
-			count,
-			resume
-		}),
-		ctx.call("reservations.create", { checkoutId, showID, name, guests: count, fingerprint })
+		ctx.call<HoldView & { created: boolean }, object>(
+			"shows.holdSeats",
+			{ showID, holdId: checkoutId, count, resume },
+			step(ctx)
+		),
+		ctx.call(
+			"reservations.create",
+			{ checkoutId, showID, name, guests: count, fingerprint },
+			step(ctx)
+		)
 	]);
 	if (held.status === "rejected") {
 		// Refused (not enough seats, unknown show), or unknown (a timeout): undo a hold in case it
@@ -149,7 +168,7 @@ export async function resumeCheckout(
 	}
 
 	try {
-		await ctx.call("shows.confirmHold", { showID, holdId: checkoutId });
+		await ctx.call("shows.confirmHold", { showID, holdId: checkoutId }, step(ctx));
 	} catch (err) {
 		if (isClientError(err)) {
 			// The hold expired before we got here: the seats are gone, the checkout failed.
@@ -163,7 +182,7 @@ export async function resumeCheckout(
 	const reservation = await ctx.call<Reservation, object>(
 		"reservations.confirm",
 		{ id: checkoutId },
-		{ retries: 3 }
+		step(ctx, { retries: 3 })
 	);
 	ctx.meta.$statusCode = 201;
 	ctx.meta.$location = `/reservations/${reservation._id}`;
