@@ -7,6 +7,7 @@
 
 const { spawn, execFileSync } = require("node:child_process");
 const fs = require("node:fs");
+const http = require("node:http");
 const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
@@ -152,6 +153,7 @@ async function runServer(name, bin, args, port, cwd) {
 		port,
 		stop,
 		kill: () => stop("SIGKILL"),
+		running: () => Boolean(child) && child.exitCode === null && child.signalCode === null,
 		restart: async () => {
 			await stop();
 			await start();
@@ -186,6 +188,102 @@ async function startNats(options = {}) {
 			await server.stop(signal);
 			if (dir) fs.rmSync(dir, { recursive: true, force: true });
 		}
+	};
+}
+
+/** A JSON document from a nats-server's monitoring port (`/routez`, `/varz`, ...). */
+function monitorJson(monitorPort, page) {
+	return new Promise((resolve, reject) => {
+		const req = http.get({ host: "127.0.0.1", port: monitorPort, path: page }, res => {
+			let body = "";
+			res.setEncoding("utf8");
+			res.on("data", chunk => (body += chunk));
+			res.on("end", () => {
+				try {
+					resolve(JSON.parse(body));
+				} catch (err) {
+					reject(err);
+				}
+			});
+		});
+		req.on("error", reject);
+		req.setTimeout(5000, () => req.destroy(new Error(`${page} timed out`)));
+	});
+}
+
+/** Distinct servers that a nats-server has a route to (each pools several connections). */
+async function routedPeers(monitorPort) {
+	const { routes } = await monitorJson(monitorPort, "/routez");
+	return new Set((routes ?? []).map(route => route.remote_id)).size;
+}
+
+/** Client connections on a nats-server (routes not counted). */
+async function clientConnections(monitorPort) {
+	return (await monitorJson(monitorPort, "/varz")).connections;
+}
+
+/**
+ * A NATS cluster of `size` nats-servers joined by routes (a full mesh), each on free loopback
+ * ports for clients, routes and monitoring, each killable and restartable on the same ports.
+ * Server i solicits the route to every earlier server j, so each pair has one route, made by one
+ * side. `routeVia(i, j, clusterPort)` may name another host:port for it (a fault proxy in front of
+ * j); then each server advertises a closed port for routes, so that no server learns (by gossip) a
+ * way to another that bypasses the path given.
+ */
+async function startNatsCluster(size, options = {}) {
+	const bin = ensureBinary("nats-server");
+	const name = `tickets-${process.pid}-${Date.now()}`;
+	const ports = [];
+	for (let i = 0; i < size; i++)
+		ports.push({
+			client: await freePort(),
+			cluster: await freePort(),
+			monitor: await freePort()
+		});
+	const routeVia = options.routeVia ?? ((_i, _j, port) => `127.0.0.1:${port}`);
+	const closedPort = options.routeVia ? await freePort() : null;
+	const servers = [];
+	for (let i = 0; i < size; i++) {
+		const { client, cluster, monitor } = ports[i];
+		const routes = [];
+		for (let j = 0; j < i; j++)
+			routes.push(`nats-route://${await routeVia(i, j, ports[j].cluster)}`);
+		const args = [
+			...["-a", "127.0.0.1", "-p", String(client), "-m", String(monitor)],
+			...["--server_name", `nats-${i}`, "--cluster_name", name],
+			...["--cluster", `nats://127.0.0.1:${cluster}`]
+		];
+		if (routes.length > 0) args.push("--routes", routes.join(","));
+		if (closedPort) args.push("--cluster_advertise", `127.0.0.1:${closedPort}`);
+		const server = await runServer(`nats-server ${i}`, bin, args, client);
+		servers.push({
+			...server,
+			url: `nats://127.0.0.1:${client}`,
+			clusterPort: cluster,
+			monitorPort: monitor,
+			peers: () => routedPeers(monitor),
+			clients: () => clientConnections(monitor)
+		});
+	}
+	return {
+		servers,
+		/** The comma-separated server list, as TRANSPORTER takes it. */
+		url: servers.map(s => s.url).join(","),
+		/** Resolves once every running server has a route to every other running one. */
+		async routed(timeoutMs = START_TIMEOUT_MS) {
+			const deadline = Date.now() + timeoutMs;
+			for (;;) {
+				const up = servers.filter(s => s.running());
+				const peers = await Promise.all(up.map(s => s.peers().catch(() => -1)));
+				if (peers.every(n => n === up.length - 1)) return;
+				if (Date.now() > deadline)
+					throw new Error(
+						`NATS cluster not routed: peers ${peers.join(", ")} of ${up.length - 1}`
+					);
+				await new Promise(r => setTimeout(r, 100));
+			}
+		},
+		stop: () => Promise.all(servers.map(s => s.stop()))
 	};
 }
 
@@ -237,6 +335,7 @@ module.exports = {
 	ensureBinaries,
 	freePort,
 	startNats,
+	startNatsCluster,
 	startFerretDB,
 	startToxiproxy,
 	BIN_DIR

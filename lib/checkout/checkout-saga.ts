@@ -10,7 +10,7 @@
  * decided before any seat is held (unknown show, not enough seats) leaves no reservation behind.
  */
 import crypto from "node:crypto";
-import type { Context, ServiceBroker } from "moleculer";
+import type { CallingOptions, Context, ServiceBroker } from "moleculer";
 import { checkoutFailed, idempotencyKeyReused, tooManyTickets } from "../common/errors";
 import type { HoldState, HoldView, Reservation, ReservationDoc } from "../common/types";
 import { CHECKOUT_STEPS, FAIL_CHECKOUT } from "./saga-steps";
@@ -41,6 +41,16 @@ export interface BookingAnswer {
 export interface SagaHost {
 	broker: ServiceBroker;
 	logger: { warn(...args: unknown[]): void };
+}
+
+/**
+ * Options of a step: it waits at most the broker's request timeout (and never past the checkout's
+ * budget), so that a request lost on its way (with a NATS server that died) fails in time to be
+ * retried. Without it Moleculer gives a nested call the whole rest of the budget to wait in.
+ */
+function step(ctx: Context, extra: CallingOptions = {}): CallingOptions {
+	const timeout = ctx.broker.options.requestTimeout;
+	return timeout ? { timeout, ...extra } : extra;
 }
 
 function sha256(text: string): string {
@@ -84,18 +94,24 @@ export async function runCheckout(
 	const claim = await ctx.call<
 		{ checkoutId: string; fingerprint: string; created: boolean },
 		object
-	>("reservations.claimIdempotencyKey", {
-		keyHash: sha256(`idempotency-key-record\n${key}`),
-		checkoutId: newCheckoutId(),
-		fingerprint,
-		legacyId: sha256(`idempotency-key\n${key}`).slice(0, 32)
-	});
+	>(
+		"reservations.claimIdempotencyKey",
+		{
+			keyHash: sha256(`idempotency-key-record\n${key}`),
+			checkoutId: newCheckoutId(),
+			fingerprint,
+			legacyId: sha256(`idempotency-key\n${key}`).slice(0, 32)
+		},
+		step(ctx)
+	);
 	if (claim.fingerprint !== fingerprint) throw idempotencyKeyReused();
 	const checkoutId = claim.checkoutId;
 	if (claim.created) return resumeCheckout(host, ctx, checkoutId, fingerprint, { shared: true });
-	const earlier = await ctx.call<ReservationDoc | null, object>("reservations.findCheckout", {
-		id: checkoutId
-	});
+	const earlier = await ctx.call<ReservationDoc | null, object>(
+		"reservations.findCheckout",
+		{ id: checkoutId },
+		step(ctx)
+	);
 	if (earlier) {
 		if (earlier.status === "failed") throw checkoutFailed(checkoutId);
 		if (earlier.status !== "pending") {
@@ -130,20 +146,17 @@ export async function resumeCheckout(
 ): Promise<BookingAnswer> {
 	const { showID, name, count } = ctx.params;
 	const hold = () =>
-		ctx.call<HoldView & { created: boolean }, object>(CHECKOUT_STEPS.hold.action, {
-			showID,
-			holdId: checkoutId,
-			count,
-			resume
-		});
+		ctx.call<HoldView & { created: boolean }, object>(
+			CHECKOUT_STEPS.hold.action,
+			{ showID, holdId: checkoutId, count, resume },
+			step(ctx)
+		);
 	const record = () =>
-		ctx.call<{ created: boolean }, object>(CHECKOUT_STEPS.record.action, {
-			checkoutId,
-			showID,
-			name,
-			guests: count,
-			fingerprint
-		});
+		ctx.call<{ created: boolean }, object>(
+			CHECKOUT_STEPS.record.action,
+			{ checkoutId, showID, name, guests: count, fingerprint },
+			step(ctx)
+		);
 	// Nobody else knows a checkout id of a request without a key: its hold and its pending
 	// reservation run together (one round trip less), and a refused hold takes the reservation
 	// back. A keyed checkout records its reservation after the hold instead, so that a refusal
@@ -173,7 +186,7 @@ export async function resumeCheckout(
 	}
 
 	try {
-		await ctx.call(CHECKOUT_STEPS.pivot.action, { showID, holdId: checkoutId });
+		await ctx.call(CHECKOUT_STEPS.pivot.action, { showID, holdId: checkoutId }, step(ctx));
 	} catch (err) {
 		if (isClientError(err)) {
 			// The hold expired before we got here: the seats are gone, the checkout failed.
@@ -187,7 +200,7 @@ export async function resumeCheckout(
 	const reservation = await ctx.call<Reservation, object>(
 		CHECKOUT_STEPS.confirm.action,
 		{ id: checkoutId },
-		{ retries: 3 }
+		step(ctx, { retries: 3 })
 	);
 	ctx.meta.$statusCode = 201;
 	ctx.meta.$location = `/reservations/${reservation._id}`;

@@ -51,17 +51,36 @@ function readMongoUri(env: Env): string | null {
 
 /** A URL with its password (or token) replaced, for messages. */
 function redacted(url: string): string {
-	return url.replace(/\/\/[^@/]*@/, "//***@");
+	return url.replace(/\/\/[^@/]*@/g, "//***@");
 }
 
+function isNatsUrl(entry: string): boolean {
+	if (!/^nats:\/\/[^\s/]+/.test(entry)) return false;
+	try {
+		return new URL(entry).hostname !== "";
+	} catch {
+		return false;
+	}
+}
+
+/**
+ * One NATS server, or a comma-separated list naming the servers of a NATS cluster (the client
+ * connects to one and fails over to the others). Every entry is checked here: the transporter
+ * would take a bad one as a server with no host and fail only when it tries it.
+ */
 function readTransporter(env: Env): string | null {
 	const raw = env.TRANSPORTER?.trim();
 	if (!raw) return null;
-	if (!/^nats:\/\/[^\s/]+/.test(raw))
+	const entries = raw.split(",").map(entry => entry.trim());
+	const bad = entries.findIndex(entry => !isNatsUrl(entry));
+	if (bad >= 0) {
+		// Only the entry's number: a password with a comma in it spans two entries.
+		const which = entries.length > 1 ? ` (entry ${bad + 1})` : "";
 		throw new ConfigError(
-			`TRANSPORTER=${redacted(raw)} is invalid: expected nats://host:4222 ` +
-				`(or nats://user:password@host:4222)`
+			`TRANSPORTER=${redacted(raw)} is invalid${which}: expected nats://host:4222 ` +
+				`(or nats://user:password@host:4222), or a comma-separated list of them`
 		);
+	}
 	return raw;
 }
 

@@ -12,7 +12,9 @@ import {
 	freePort,
 	startFerretDB,
 	startNats,
+	startNatsCluster,
 	startToxiproxy,
+	type NatsCluster,
 	type ServerHandle
 } from "../../scripts/servers";
 import { toxiproxyClient, type ToxiproxyClient } from "./toxiproxy";
@@ -83,6 +85,35 @@ function proxyLink(toxi: ToxiproxyClient, proxy: string): Link {
 	};
 }
 
+/** Several links degraded together, e.g. a NATS server's routes to every other server. */
+function linksTogether(proxy: string, links: Link[]): Link {
+	const all = async (step: (link: Link) => Promise<void>) =>
+		void (await Promise.all(links.map(step)));
+	return {
+		proxy,
+		latency: ms => all(link => link.latency(ms)),
+		stall: () => all(link => link.stall()),
+		cut: () => all(link => link.cut()),
+		heal: () => all(link => link.heal())
+	};
+}
+
+/**
+ * A NATS cluster of `size` servers whose every route runs through a proxy of its own
+ * (`nats-route-<i>-<j>`), so that a server can be cut off from the others while its clients stay
+ * connected to it.
+ */
+async function startRoutedNatsCluster(size: number, toxi: ToxiproxyClient) {
+	return startNatsCluster(size, {
+		async routeVia(from, to, clusterPort) {
+			const listen = `127.0.0.1:${await freePort()}`;
+			const name = `nats-route-${from}-${to}`;
+			await toxi.createProxy({ name, listen, upstream: `127.0.0.1:${clusterPort}` });
+			return listen;
+		}
+	});
+}
+
 /** `url` with its host and port replaced by `hostPort` (credentials and path kept). */
 function throughProxy(url: string, hostPort: string): string {
 	const parsed = new URL(url);
@@ -147,6 +178,8 @@ export interface Cluster {
 	baseUrl: string;
 	port: number;
 	nats: (ServerHandle & { url: string }) | null;
+	/** With `startCluster({ natsServers })`: the NATS cluster that TRANSPORTER lists. */
+	natsCluster: NatsCluster | null;
 	mongo: (ServerHandle & { uri: string }) | null;
 	toxiproxy: (ServerHandle & { apiUrl: string }) | null;
 	env: Record<string, string>;
@@ -154,23 +187,37 @@ export interface Cluster {
 	add(options: NodeOptions): Promise<NodeHandle>;
 	/** The link of a proxied node (by NODE_ID) to NATS or the store. */
 	link(nodeId: string, upstream: Upstream): Link;
+	/** The routes of NATS server `server` (of `natsCluster`) to every other server. */
+	routesOf(server: number): Link;
 	stop(): Promise<void>;
 }
 
-/** Real servers (own ones unless given) and a namespace of its own for one test file. */
+/**
+ * Real servers (own ones unless given) and a namespace of its own for one test file. With
+ * `natsServers`, its own NATS cluster of that many servers, routed through proxies (no outside
+ * server replaces it), and every node's TRANSPORTER lists them all.
+ */
 export async function startCluster(
-	opts: { mongo?: boolean; proxies?: boolean; env?: Record<string, string> } = {}
+	opts: {
+		mongo?: boolean;
+		proxies?: boolean;
+		natsServers?: number;
+		env?: Record<string, string>;
+	} = {}
 ) {
 	const id = crypto.randomBytes(4).toString("hex");
-	const nats = process.env.TEST_NATS_URL ? null : await startNats();
+	const toxiproxy = opts.proxies || opts.natsServers ? await startToxiproxy() : null;
+	const toxi = toxiproxy && toxiproxyClient(toxiproxy.apiUrl);
+	const natsCluster =
+		opts.natsServers && toxi ? await startRoutedNatsCluster(opts.natsServers, toxi) : null;
+	await natsCluster?.routed();
+	const nats = natsCluster || process.env.TEST_NATS_URL ? null : await startNats();
 	const wantMongo = opts.mongo !== false;
 	const mongo = wantMongo && !process.env.TEST_MONGO_URI ? await startFerretDB() : null;
-	const toxiproxy = opts.proxies ? await startToxiproxy() : null;
-	const toxi = toxiproxy && toxiproxyClient(toxiproxy.apiUrl);
 	const port = await freePort();
 	const env: Record<string, string> = {
 		NAMESPACE: `test-${id}`,
-		TRANSPORTER: nats ? nats.url : process.env.TEST_NATS_URL!,
+		TRANSPORTER: natsCluster?.url ?? nats?.url ?? process.env.TEST_NATS_URL!,
 		PORT: String(port),
 		RATE_LIMIT: "0",
 		...(wantMongo
@@ -185,6 +232,7 @@ export async function startCluster(
 		baseUrl: `http://127.0.0.1:${port}`,
 		port,
 		nats,
+		natsCluster,
 		mongo,
 		toxiproxy,
 		env,
@@ -214,10 +262,21 @@ export async function startCluster(
 			if (!toxi) throw new Error("startCluster({ proxies: true }) runs no proxies");
 			return proxyLink(toxi, `${nodeId}-${upstream}`);
 		},
+		routesOf(server) {
+			const size = natsCluster?.servers.length ?? 0;
+			if (!toxi || server >= size)
+				throw new Error(`no NATS server ${server} in this cluster`);
+			const others = Array.from({ length: size }, (_, j) => j).filter(j => j !== server);
+			const proxies = others.map(j =>
+				proxyLink(toxi, `nats-route-${Math.max(server, j)}-${Math.min(server, j)}`)
+			);
+			return linksTogether(`nats-${server}-routes`, proxies);
+		},
 		async stop() {
 			await Promise.all(cluster.nodes.map(n => n.stop()));
 			await toxiproxy?.stop();
 			await nats?.stop();
+			await natsCluster?.stop();
 			await mongo?.stop();
 		}
 	};
