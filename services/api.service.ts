@@ -10,15 +10,9 @@ import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { appConfig } from "../lib/common/config";
 import { reservationNotFound } from "../lib/common/errors";
-import { acceptPageQuery, type RequestWithParams } from "../lib/gateway/http-guards";
 import { sendErrorAnswer } from "../lib/gateway/error-answers";
 import { callActionsOnThisNode } from "../lib/gateway/moleculer-web-internals";
-import {
-	CHECKOUT_PARAMS,
-	CHECKOUTS,
-	checkoutRoute,
-	GATEWAY_CALL_OPTIONS
-} from "../lib/gateway/checkout-route";
+import { CHECKOUT_PARAMS, CHECKOUTS } from "../lib/gateway/checkout-route";
 import { openFrontDoor, type FrontDoor } from "../lib/gateway/front-door";
 import {
 	runCheckout,
@@ -34,10 +28,13 @@ import {
 	patchShow,
 	type ShowListCache
 } from "../lib/gateway/show-list-cache";
-import { DEFAULT_PAGE, readActions, type ReadMeta } from "../lib/gateway/show-reads";
-import { openApiDocument } from "../lib/gateway/openapi";
+import { DEFAULT_PAGE, readActions } from "../lib/gateway/show-reads";
+import { buildOpenApiDocument } from "../lib/gateway/openapi";
+import type { OpenApiDocument } from "../lib/gateway/openapi-types";
+import { ROUTE_TABLE, publicRoutes, type RouteEntry } from "../lib/gateway/route-table";
+import { routesFromTable } from "../lib/gateway/gateway-routes";
 import { assetOptions, publicFolder } from "../lib/gateway/box-office";
-import { createEventStream, eventsRoute, type EventStream } from "../lib/gateway/event-stream";
+import { createEventStream, type EventStream } from "../lib/gateway/event-stream";
 import { clientAddress } from "../lib/gateway/client-address";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import type { PublicShow, Reservation, ShowState } from "../lib/common/types";
@@ -48,6 +45,7 @@ export type { BookingAnswer } from "../lib/checkout/checkout-saga";
 interface ApiSettings extends ServiceSettingSchema {
 	maxTicketsPerOrder: number;
 	showsCacheTtlMs: number;
+	routeTable: readonly RouteEntry[];
 	[key: string]: unknown;
 }
 
@@ -64,6 +62,7 @@ interface ApiLocals {
 	showsCache: ShowListCache;
 	eventStream: EventStream;
 	frontDoor: FrontDoor;
+	openApiDocument: OpenApiDocument;
 }
 
 /** What a checkout needs; health is "ok" only when each is reachable. */
@@ -110,33 +109,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 					}
 				}
 			: {}),
-		routes: [
-			{
-				name: "reads",
-				path: "",
-				mappingPolicy: "restrict",
-				aliases: {
-					"GET /": "api.listShows",
-					"GET /shows/:id": "api.getShow",
-					"GET /reservations/:id": "api.getReservation",
-					"DELETE /reservations/:id": "api.cancelReservation",
-					"GET /health": "api.health",
-					"GET /openapi.json": "api.openapi"
-				},
-				bodyParsers: false,
-				callOptions: GATEWAY_CALL_OPTIONS,
-				onBeforeCall(
-					ctx: Context<unknown, ReadMeta>,
-					_route: unknown,
-					req: RequestWithParams
-				) {
-					acceptPageQuery(req.$params ?? {});
-					ctx.meta.ifNoneMatch = req.headers["if-none-match"];
-				}
-			},
-			checkoutRoute,
-			eventsRoute
-		],
+		// Every public route is an entry of the route table (lib/gateway/route-table.ts).
+		routeTable: ROUTE_TABLE,
+		routes: routesFromTable(ROUTE_TABLE),
 		// The box-office page (public/box-office/): only what is in that folder, with its own CSP.
 		assets: { folder: publicFolder(), options: assetOptions },
 		onError: sendErrorAnswer
@@ -176,7 +151,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		openapi: {
 			params: {},
 			handler() {
-				return openApiDocument;
+				return this.openApiDocument;
 			}
 		},
 
@@ -270,7 +245,10 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		const validate = this.broker.validator!.compile(CHECKOUT_PARAMS);
 		// A request runs its action here, never on another gateway node that may be leaving.
 		callActionsOnThisNode(this, this.broker.nodeID);
+		const table = this.settings.routeTable;
+		this.openApiDocument = buildOpenApiDocument(this.settings.maxTicketsPerOrder, table);
 		this.frontDoor = openFrontDoor(this, {
+			routes: publicRoutes(table),
 			cache: this.showsCache,
 			ttlMs: this.settings.showsCacheTtlMs,
 			pageSize: DEFAULT_PAGE,

@@ -45,7 +45,6 @@ export const checkoutRoute = {
 	name: "checkout",
 	path: "",
 	mappingPolicy: "restrict",
-	aliases: { "POST /reserve": "api.checkout" },
 	// JSON and forms arrive as text and are parsed by `parseCheckoutBody`, which refuses what
 	// JSON.parse and qs let through (prototype keys, repeated keys, deep nesting).
 	bodyParsers: {

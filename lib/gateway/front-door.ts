@@ -14,7 +14,7 @@ import type { Duplex } from "node:stream";
 import { checkoutRoute } from "./checkout-route";
 import { guardAndLog } from "./http-guards";
 import { sendErrorAnswer } from "./error-answers";
-import { PAGE_FOLDER_BARE, pathOf } from "./public-routes";
+import { PAGE_FOLDER_BARE, pathOf, type PublicRoute } from "./route-table";
 import { answerClientError, refuseConnect, refuseExpectation } from "./socket-refusals";
 import { answerCachedRead, type ReadOptions } from "./show-reads";
 import { refuseKnownSoldOut, type SoldOutDoor } from "./sold-out-refusals";
@@ -32,7 +32,10 @@ export interface FrontDoor {
 
 /** What the door needs to know: the sold-out door's settings and how warm reads are answered. */
 export type FrontDoorOptions = Omit<SoldOutDoor, "rateLimit" | "failed"> &
-	Pick<ReadOptions, "pageSize" | "maxAgeSeconds">;
+	Pick<ReadOptions, "pageSize" | "maxAgeSeconds"> & {
+		/** The public routes, from the route table: nothing else gets past the door. */
+		routes: readonly PublicRoute[];
+	};
 
 interface DoorLogger {
 	info(...args: unknown[]): void;
@@ -144,7 +147,7 @@ export function openFrontDoor(
 	}
 	const enter = (req: IncomingMessage, res: ServerResponse, next: () => void) => {
 		dropUnlistedOrigin(corsRoute, req);
-		if (guardAndLog(logger, req, res)) return;
+		if (guardAndLog(logger, req, res, options.routes)) return;
 		if (pathOf(req.url) === PAGE_FOLDER_BARE) return redirectToPageFolder(res);
 		// Answers given here carry the CORS headers moleculer-web would have added.
 		if (corsRoute && req.headers.origin) writeCorsHeaders(gateway, corsRoute, req, res);

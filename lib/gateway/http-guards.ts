@@ -8,7 +8,7 @@ import { Errors } from "moleculer";
 import { appConfig } from "../common/config";
 import { httpRefusal } from "./http-errors";
 import { sendErrorAnswer, setSecurityHeaders } from "./error-answers";
-import { loggedPath, pathOf, routeOf, type PublicRoute } from "./public-routes";
+import { loggedPath, pathOf, routeOf, type PublicRoute } from "./route-table";
 
 const { MoleculerClientError } = Errors;
 
@@ -75,7 +75,8 @@ function dropStrayConditionals(req: IncomingMessage, route: PublicRoute): void {
 export function guardAndLog(
 	log: { info(...args: unknown[]): void },
 	req: IncomingMessage,
-	res: ServerResponse
+	res: ServerResponse,
+	routes: readonly PublicRoute[]
 ): boolean {
 	const path = pathOf(req.url);
 	setSecurityHeaders(res);
@@ -83,7 +84,9 @@ export function guardAndLog(
 		const started = process.hrtime.bigint();
 		res.once("finish", () => {
 			const ms = Number(process.hrtime.bigint() - started) / 1e6;
-			log.info(`${req.method} ${loggedPath(path)} ${res.statusCode} ${ms.toFixed(1)}ms`);
+			log.info(
+				`${req.method} ${loggedPath(routes, path)} ${res.statusCode} ${ms.toFixed(1)}ms`
+			);
 		});
 	}
 
@@ -97,7 +100,7 @@ export function guardAndLog(
 		);
 		return true;
 	}
-	const route = routeOf(path);
+	const route = routeOf(routes, path);
 	if (!route) {
 		// A body sent to no route is not worth reading (a 10 GB one would be, to the end).
 		if (Number(req.headers["content-length"]) > 0 || req.headers["transfer-encoding"])
@@ -107,7 +110,7 @@ export function guardAndLog(
 	}
 	const method = req.method ?? "";
 	if (method === "OPTIONS" && answerPreflight(req, res, route.methods)) return true;
-	if (!route.methods.includes(method)) {
+	if (!(route.methods as string[]).includes(method)) {
 		res.setHeader("Allow", route.methods.join(", "));
 		sendErrorAnswer(
 			req,

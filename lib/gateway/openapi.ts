@@ -3,9 +3,14 @@
  * routes of docs/api.md, nothing else. test/integration/openapi.test.ts checks that every
  * public route is documented and that the answers match their documented schemas.
  */
-import { appConfig } from "../common/config";
 import { boxOfficePaths } from "./openapi-box-office";
-import type { SchemaObject, MediaTypeObject, OpenApiDocument } from "./openapi-types";
+import type { RouteEntry } from "./route-table";
+import type {
+	MediaTypeObject,
+	OpenApiDocument,
+	OperationObject,
+	SchemaObject
+} from "./openapi-types";
 
 const ref = (kind: "schemas" | "parameters" | "headers" | "responses", name: string) => ({
 	$ref: `#/components/${kind}/${name}`
@@ -38,7 +43,16 @@ const NOT_SPACE = `[^${JS_SPACE}${CONTROL}${INVISIBLE}]`;
 const NAME_PATTERN = `^[${JS_SPACE}]*${NOT_SPACE}(?:[^${CONTROL}]{0,98}${NOT_SPACE})?[${JS_SPACE}]*$`;
 
 /** The document for a gateway that accepts at most `maxTicketsPerOrder` tickets in one order. */
-export function buildOpenApiDocument(maxTicketsPerOrder: number): OpenApiDocument {
+/**
+ * The document for a gateway with these routes that accepts at most `maxTicketsPerOrder` tickets
+ * in one order. Its paths are exactly the route table's; each is described by its operation below,
+ * or, for a route this file does not describe yet, by the table's own summary.
+ */
+export function buildOpenApiDocument(
+	maxTicketsPerOrder: number,
+	table: readonly RouteEntry[]
+): OpenApiDocument {
+	const described = describedOperations();
 	return {
 		openapi: "3.0.3",
 		info: {
@@ -54,247 +68,7 @@ export function buildOpenApiDocument(maxTicketsPerOrder: number): OpenApiDocumen
 			{ name: "reservations", description: "Booking and canceling seats" },
 			{ name: "operations", description: "For operators and tooling" }
 		],
-		paths: {
-			"/": {
-				get: {
-					operationId: "listShows",
-					summary: "List the shows",
-					description:
-						"The shows in id order, a page at a time. `X-Total-Count` tells how many " +
-						"there are; `Link` (rel=next) points to the next page when there is one.",
-					tags: ["shows"],
-					parameters: [
-						{
-							name: "limit",
-							in: "query",
-							description: "Shows per page (default 100).",
-							schema: { type: "integer", minimum: 1, maximum: 1000 }
-						},
-						{
-							name: "offset",
-							in: "query",
-							description: "Shows to skip (default 0).",
-							schema: { type: "integer", minimum: 0 }
-						}
-					],
-					responses: {
-						"200": {
-							description: "The shows",
-							headers: {
-								"X-Total-Count": {
-									description: "How many shows there are in all",
-									schema: { type: "integer", minimum: 0 }
-								},
-								Link: {
-									description:
-										'`</?limit=…&offset=…>; rel="next"` when more follow',
-									schema: { type: "string" }
-								}
-							},
-							content: json({ type: "array", items: ref("schemas", "Show") })
-						},
-						"422": ref("responses", "InvalidInput"),
-						"503": ref("responses", "Unavailable")
-					}
-				}
-			},
-			"/shows/{id}": {
-				get: {
-					operationId: "getShow",
-					summary: "One show",
-					tags: ["shows"],
-					parameters: [ref("parameters", "ShowId")],
-					responses: {
-						"200": { description: "The show", content: json(ref("schemas", "Show")) },
-						"404": ref("responses", "NotFound"),
-						"422": ref("responses", "InvalidInput"),
-						"503": ref("responses", "Unavailable")
-					}
-				}
-			},
-			"/reserve": {
-				post: {
-					operationId: "reserve",
-					summary: "Book seats",
-					description:
-						"Holds `count` seats of the show, records the reservation and confirms it. " +
-						"With an `Idempotency-Key`, repeating the same request replays the first " +
-						"answer (with `Idempotent-Replayed: true`) instead of booking twice; the same " +
-						"key with a different body is refused (422).",
-					tags: ["reservations"],
-					parameters: [ref("parameters", "IdempotencyKey")],
-					requestBody: {
-						required: true,
-						description: "As JSON, or as an HTML form.",
-						content: {
-							"application/json": { schema: ref("schemas", "ReserveRequest") },
-							"application/x-www-form-urlencoded": {
-								schema: ref("schemas", "ReserveRequest")
-							}
-						}
-					},
-					responses: {
-						"201": {
-							description: "Booked (or an earlier booking with this Idempotency-Key)",
-							headers: {
-								Location: {
-									description: "The reservation: `/reservations/{_id}`",
-									required: true,
-									schema: { type: "string" }
-								},
-								"Idempotent-Replayed": {
-									description: "`true` when this replays an earlier answer",
-									schema: { type: "string", enum: ["true"] }
-								}
-							},
-							content: json(ref("schemas", "Booking")),
-							links: {
-								getReservation: {
-									operationId: "getReservation",
-									parameters: { id: "$response.body#/_id" }
-								},
-								cancelReservation: {
-									operationId: "cancelReservation",
-									parameters: { id: "$response.body#/_id" }
-								}
-							}
-						},
-						"400": {
-							description:
-								"The body could not be read: a broken Content-Encoding (gzip, " +
-								"deflate, br) or bytes that are not UTF-8",
-							content: json(ref("schemas", "Error"))
-						},
-						"404": ref("responses", "NotFound"),
-						"408": {
-							description: `The body did not arrive within BODY_TIMEOUT_MS`,
-							content: json(ref("schemas", "Error"))
-						},
-						"409": {
-							description:
-								"Not enough seats left (`NOT_ENOUGH_SEATS`), or this checkout " +
-								"failed earlier (`CHECKOUT_FAILED`) or lost its hold (`HOLD_EXPIRED`)",
-							content: json(ref("schemas", "Error"))
-						},
-						"413": {
-							description:
-								"The request body (or its Content-Length, answered before reading) " +
-								"is over BODY_LIMIT",
-							content: json(ref("schemas", "Error"))
-						},
-						"415": {
-							description:
-								"The body is neither application/json nor " +
-								"application/x-www-form-urlencoded, or uses an unsupported encoding",
-							content: json(ref("schemas", "Error"))
-						},
-						"422": ref("responses", "InvalidInput"),
-						"429": {
-							description: "Too many checkouts from this client address; retry later",
-							headers: {
-								"Retry-After": ref("headers", "RetryAfter"),
-								"X-Rate-Limit-Limit": {
-									description: "Checkouts allowed per minute",
-									schema: { type: "integer", minimum: 1 }
-								},
-								"X-Rate-Limit-Remaining": {
-									description: "Checkouts left in this minute",
-									schema: { type: "integer", minimum: 0 }
-								},
-								"X-Rate-Limit-Reset": {
-									description:
-										"When the count starts anew, in epoch milliseconds",
-									schema: { type: "integer", minimum: 0 }
-								}
-							},
-							content: json(ref("schemas", "Error"))
-						},
-						"503": ref("responses", "Unavailable")
-					}
-				}
-			},
-			"/reservations/{id}": {
-				get: {
-					operationId: "getReservation",
-					summary: "One reservation",
-					tags: ["reservations"],
-					parameters: [ref("parameters", "ReservationId")],
-					responses: {
-						"200": {
-							description: "The reservation",
-							content: json(ref("schemas", "Reservation"))
-						},
-						"404": ref("responses", "NotFound"),
-						"422": ref("responses", "InvalidInput"),
-						"503": ref("responses", "Unavailable")
-					}
-				},
-				delete: {
-					operationId: "cancelReservation",
-					summary: "Cancel a reservation",
-					description:
-						"Its seats go back on sale exactly once, however often this is repeated; a " +
-						"repeat answers 200 again.",
-					tags: ["reservations"],
-					parameters: [ref("parameters", "ReservationId")],
-					responses: {
-						"200": {
-							description: "Canceled",
-							content: json(ref("schemas", "Cancellation"))
-						},
-						"404": ref("responses", "NotFound"),
-						"409": {
-							description:
-								"The reservation is pending or failed, so there is nothing to cancel " +
-								"(`RESERVATION_NOT_CANCELABLE`)",
-							content: json(ref("schemas", "Error"))
-						},
-						"422": ref("responses", "InvalidInput"),
-						"503": ref("responses", "Unavailable")
-					}
-				}
-			},
-			"/health": {
-				get: {
-					operationId: "health",
-					summary: "Whether this node can serve checkouts",
-					tags: ["operations"],
-					responses: {
-						"200": {
-							description: "Connected, and shows and reservations reachable",
-							content: json(ref("schemas", "Health"))
-						},
-						"503": {
-							description: "Not ready to serve checkouts",
-							headers: { "Retry-After": ref("headers", "RetryAfter") },
-							content: json(ref("schemas", "Health"))
-						}
-					}
-				}
-			},
-			"/openapi.json": {
-				get: {
-					operationId: "openapi",
-					summary: "This document",
-					tags: ["operations"],
-					responses: {
-						"200": {
-							description: "The OpenAPI 3 document of the public routes",
-							content: json({
-								type: "object",
-								required: ["openapi", "info", "paths"],
-								properties: {
-									openapi: { type: "string" },
-									info: { type: "object" },
-									paths: { type: "object" }
-								}
-							})
-						}
-					}
-				}
-			},
-			...boxOfficePaths
-		},
+		paths: pathsOf(table, described),
 		components: {
 			schemas: {
 				ObjectId: {
@@ -509,4 +283,272 @@ export function buildOpenApiDocument(maxTicketsPerOrder: number): OpenApiDocumen
 }
 
 /** The gateway's document, for the configured MAX_TICKETS_PER_ORDER. */
-export const openApiDocument: OpenApiDocument = buildOpenApiDocument(appConfig.maxTicketsPerOrder);
+/** How each known route's operation is described, by operation id. */
+function describedOperations(): Record<string, OperationObject> {
+	const byPath: OpenApiDocument["paths"] = {
+		"/": {
+			get: {
+				operationId: "listShows",
+				summary: "List the shows",
+				description:
+					"The shows in id order, a page at a time. `X-Total-Count` tells how many " +
+					"there are; `Link` (rel=next) points to the next page when there is one.",
+				tags: ["shows"],
+				parameters: [
+					{
+						name: "limit",
+						in: "query",
+						description: "Shows per page (default 100).",
+						schema: { type: "integer", minimum: 1, maximum: 1000 }
+					},
+					{
+						name: "offset",
+						in: "query",
+						description: "Shows to skip (default 0).",
+						schema: { type: "integer", minimum: 0 }
+					}
+				],
+				responses: {
+					"200": {
+						description: "The shows",
+						headers: {
+							"X-Total-Count": {
+								description: "How many shows there are in all",
+								schema: { type: "integer", minimum: 0 }
+							},
+							Link: {
+								description: '`</?limit=…&offset=…>; rel="next"` when more follow',
+								schema: { type: "string" }
+							}
+						},
+						content: json({ type: "array", items: ref("schemas", "Show") })
+					},
+					"422": ref("responses", "InvalidInput"),
+					"503": ref("responses", "Unavailable")
+				}
+			}
+		},
+		"/shows/{id}": {
+			get: {
+				operationId: "getShow",
+				summary: "One show",
+				tags: ["shows"],
+				parameters: [ref("parameters", "ShowId")],
+				responses: {
+					"200": { description: "The show", content: json(ref("schemas", "Show")) },
+					"404": ref("responses", "NotFound"),
+					"422": ref("responses", "InvalidInput"),
+					"503": ref("responses", "Unavailable")
+				}
+			}
+		},
+		"/reserve": {
+			post: {
+				operationId: "reserve",
+				summary: "Book seats",
+				description:
+					"Holds `count` seats of the show, records the reservation and confirms it. " +
+					"With an `Idempotency-Key`, repeating the same request replays the first " +
+					"answer (with `Idempotent-Replayed: true`) instead of booking twice; the same " +
+					"key with a different body is refused (422).",
+				tags: ["reservations"],
+				parameters: [ref("parameters", "IdempotencyKey")],
+				requestBody: {
+					required: true,
+					description: "As JSON, or as an HTML form.",
+					content: {
+						"application/json": { schema: ref("schemas", "ReserveRequest") },
+						"application/x-www-form-urlencoded": {
+							schema: ref("schemas", "ReserveRequest")
+						}
+					}
+				},
+				responses: {
+					"201": {
+						description: "Booked (or an earlier booking with this Idempotency-Key)",
+						headers: {
+							Location: {
+								description: "The reservation: `/reservations/{_id}`",
+								required: true,
+								schema: { type: "string" }
+							},
+							"Idempotent-Replayed": {
+								description: "`true` when this replays an earlier answer",
+								schema: { type: "string", enum: ["true"] }
+							}
+						},
+						content: json(ref("schemas", "Booking")),
+						links: {
+							getReservation: {
+								operationId: "getReservation",
+								parameters: { id: "$response.body#/_id" }
+							},
+							cancelReservation: {
+								operationId: "cancelReservation",
+								parameters: { id: "$response.body#/_id" }
+							}
+						}
+					},
+					"400": {
+						description:
+							"The body could not be read: a broken Content-Encoding (gzip, " +
+							"deflate, br) or bytes that are not UTF-8",
+						content: json(ref("schemas", "Error"))
+					},
+					"404": ref("responses", "NotFound"),
+					"408": {
+						description: `The body did not arrive within BODY_TIMEOUT_MS`,
+						content: json(ref("schemas", "Error"))
+					},
+					"409": {
+						description:
+							"Not enough seats left (`NOT_ENOUGH_SEATS`), or this checkout " +
+							"failed earlier (`CHECKOUT_FAILED`) or lost its hold (`HOLD_EXPIRED`)",
+						content: json(ref("schemas", "Error"))
+					},
+					"413": {
+						description:
+							"The request body (or its Content-Length, answered before reading) " +
+							"is over BODY_LIMIT",
+						content: json(ref("schemas", "Error"))
+					},
+					"415": {
+						description:
+							"The body is neither application/json nor " +
+							"application/x-www-form-urlencoded, or uses an unsupported encoding",
+						content: json(ref("schemas", "Error"))
+					},
+					"422": ref("responses", "InvalidInput"),
+					"429": {
+						description: "Too many checkouts from this client address; retry later",
+						headers: {
+							"Retry-After": ref("headers", "RetryAfter"),
+							"X-Rate-Limit-Limit": {
+								description: "Checkouts allowed per minute",
+								schema: { type: "integer", minimum: 1 }
+							},
+							"X-Rate-Limit-Remaining": {
+								description: "Checkouts left in this minute",
+								schema: { type: "integer", minimum: 0 }
+							},
+							"X-Rate-Limit-Reset": {
+								description: "When the count starts anew, in epoch milliseconds",
+								schema: { type: "integer", minimum: 0 }
+							}
+						},
+						content: json(ref("schemas", "Error"))
+					},
+					"503": ref("responses", "Unavailable")
+				}
+			}
+		},
+		"/reservations/{id}": {
+			get: {
+				operationId: "getReservation",
+				summary: "One reservation",
+				tags: ["reservations"],
+				parameters: [ref("parameters", "ReservationId")],
+				responses: {
+					"200": {
+						description: "The reservation",
+						content: json(ref("schemas", "Reservation"))
+					},
+					"404": ref("responses", "NotFound"),
+					"422": ref("responses", "InvalidInput"),
+					"503": ref("responses", "Unavailable")
+				}
+			},
+			delete: {
+				operationId: "cancelReservation",
+				summary: "Cancel a reservation",
+				description:
+					"Its seats go back on sale exactly once, however often this is repeated; a " +
+					"repeat answers 200 again.",
+				tags: ["reservations"],
+				parameters: [ref("parameters", "ReservationId")],
+				responses: {
+					"200": {
+						description: "Canceled",
+						content: json(ref("schemas", "Cancellation"))
+					},
+					"404": ref("responses", "NotFound"),
+					"409": {
+						description:
+							"The reservation is pending or failed, so there is nothing to cancel " +
+							"(`RESERVATION_NOT_CANCELABLE`)",
+						content: json(ref("schemas", "Error"))
+					},
+					"422": ref("responses", "InvalidInput"),
+					"503": ref("responses", "Unavailable")
+				}
+			}
+		},
+		"/health": {
+			get: {
+				operationId: "health",
+				summary: "Whether this node can serve checkouts",
+				tags: ["operations"],
+				responses: {
+					"200": {
+						description: "Connected, and shows and reservations reachable",
+						content: json(ref("schemas", "Health"))
+					},
+					"503": {
+						description: "Not ready to serve checkouts",
+						headers: { "Retry-After": ref("headers", "RetryAfter") },
+						content: json(ref("schemas", "Health"))
+					}
+				}
+			}
+		},
+		"/openapi.json": {
+			get: {
+				operationId: "openapi",
+				summary: "This document",
+				tags: ["operations"],
+				responses: {
+					"200": {
+						description: "The OpenAPI 3 document of the public routes",
+						content: json({
+							type: "object",
+							required: ["openapi", "info", "paths"],
+							properties: {
+								openapi: { type: "string" },
+								info: { type: "object" },
+								paths: { type: "object" }
+							}
+						})
+					}
+				}
+			}
+		},
+		...boxOfficePaths
+	};
+	const operations: Record<string, OperationObject> = {};
+	for (const methods of Object.values(byPath))
+		for (const operation of Object.values(methods))
+			if (operation?.operationId) operations[operation.operationId] = operation;
+	return operations;
+}
+
+/** The document's paths: one operation per entry of the route table, under OpenAPI's path syntax. */
+function pathsOf(
+	table: readonly RouteEntry[],
+	described: Record<string, OperationObject>
+): OpenApiDocument["paths"] {
+	const paths: OpenApiDocument["paths"] = {};
+	for (const entry of table) {
+		const { operationId, summary, tags } = entry.openapi;
+		const path = entry.path.replace(/:(\w+)/g, "{$1}");
+		paths[path] = {
+			...paths[path],
+			[entry.method.toLowerCase()]: described[operationId] ?? {
+				operationId,
+				summary,
+				...(tags ? { tags } : {}),
+				responses: { "200": { description: summary } }
+			}
+		};
+	}
+	return paths;
+}
