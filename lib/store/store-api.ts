@@ -1,6 +1,8 @@
 /**
- * What a service's store offers to the domain code in lib/: the types the db mixin
- * (mixins/db.mixin.ts) implements for NeDB and MongoDB alike.
+ * What a service's store offers to the domain code in lib/, and the seam between the db mixin and
+ * a store: a `StoreBackend` does for one service's database whatever differs between stores (its
+ * adapter, side collections, version claims, conditional updates, indexes, what "unreachable"
+ * looks like), implemented once for NeDB and once for MongoDB (lib/store/*-backend.ts).
  */
 
 export interface IndexSpec {
@@ -68,4 +70,68 @@ export interface DbMethods {
 	storeId(id: string): unknown;
 	/** Stored document to plain object with a string `_id`. */
 	toPlain<T>(doc: unknown): T;
+}
+
+/** Where a store lives; services take these from their settings so tests can point elsewhere. */
+export interface StoreSettings {
+	/** `null`: embedded NeDB. */
+	mongoUri: string | null;
+	/** `null` with NeDB: in memory only (unit tests). */
+	dataDir: string | null;
+	/** Prepended to MongoDB database names, to keep several systems apart on one server. */
+	databasePrefix?: string;
+}
+
+/** What the service's store holds: its database, main collection, side collections, indexes. */
+export interface StoreLayout {
+	/** Database name with MongoDB, folder name under DATA_DIR with NeDB. */
+	database: string;
+	collection: string;
+	indexes?: IndexSpec[];
+	/** More collections of the same database, written only by inserts and removals. */
+	sideCollections?: string[];
+	/** Fields to index in side collections, where the store indexes them. */
+	sideIndexes?: Record<string, string[]>;
+}
+
+/** What a backend needs of the service whose store it opens. */
+export interface StoreOwner {
+	logger: { info(message: string): void; warn(message: string): void };
+	/** The service's registry metadata, where a backend may report on its store. */
+	metadata: Record<string, unknown>;
+}
+
+export interface StoreBackend {
+	/** For the start-up log: which store, where. */
+	readonly description: string;
+	/** moleculer-db's adapter for the main collection. */
+	readonly adapter: StoreAdapter;
+	/** Once the adapter is connected: side collections, indexes, version claims. */
+	open(): Promise<Record<string, SideCollection>>;
+	/**
+	 * Claims the right to write version `version` of document `docId`; only one writer ever gets a
+	 * given claim. Always granted on a store that belongs to one process.
+	 */
+	claimVersion(docId: string, version: number): Promise<boolean>;
+	dropClaim(docId: string, version: number): Promise<void>;
+	/** Removes, a little later and with others, a claim whose version has been written over. */
+	pruneClaim(docId: string, version: number): Promise<void>;
+	/** Updates the documents matching `query`; resolves to how many it changed. */
+	updateWhere(query: Record<string, unknown>, update: Record<string, unknown>): Promise<number>;
+	/** The store's form of an id (an ObjectId for 24 hex digits on MongoDB). */
+	storeId(id: string): unknown;
+	close(): Promise<void>;
+}
+
+export type StoreBackendFactory = (
+	settings: StoreSettings,
+	layout: StoreLayout,
+	owner: StoreOwner
+) => StoreBackend;
+
+/** A kind of store: how to open one, and how its driver says that it cannot be reached. */
+export interface StoreBackendKind {
+	create: StoreBackendFactory;
+	/** An error that means this node cannot reach its store now (another node may). */
+	isUnreachable(err: unknown): boolean;
 }
