@@ -198,7 +198,12 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 					? null
 					: knownSoldOut(this.showsCache, ttl, showID, count);
 				if (soldOut && count <= this.settings.maxTicketsPerOrder) throw soldOut;
-				const booking = await runCheckout(this, ctx, this.settings.maxTicketsPerOrder);
+				const booking = await runCheckout(
+					this,
+					ctx,
+					this.settings.maxTicketsPerOrder,
+					appConfig.checkoutTimeoutMs
+				);
 				// The client's next read shows its booking, event or not.
 				if (ctx.meta.showState) patchShow(this.showsCache, ctx.meta.showState);
 				return booking;
