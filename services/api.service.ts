@@ -22,6 +22,7 @@ import {
 	GATEWAY_CALL_OPTIONS
 } from "../lib/gateway/checkout-route";
 import { openFrontDoor, type FrontDoor } from "../lib/gateway/front-door";
+import { createAdmissionGate } from "../lib/gateway/admission";
 import {
 	runCheckout,
 	type BookingAnswer,
@@ -81,7 +82,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			{
 				name: CHECKOUTS,
 				description:
-					"Checkouts by outcome: booked, sold_out, invalid, rate_limited, failed",
+					"Checkouts by outcome: booked, sold_out, invalid, rate_limited, busy, failed",
 				labelNames: ["outcome"]
 			}
 		])
@@ -279,7 +280,14 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			maxAgeSeconds: appConfig.readMaxAgeSeconds,
 			maxTicketsPerOrder: this.settings.maxTicketsPerOrder,
 			validate: params => validate(params) as true | unknown[],
-			counted: outcome => this.countMetric(CHECKOUTS, { outcome })
+			counted: outcome => this.countMetric(CHECKOUTS, { outcome }),
+			admission: createAdmissionGate({
+				concurrency: appConfig.admissionConcurrency,
+				queueSize: appConfig.admissionQueue,
+				maxWaitMs: appConfig.admissionQueueWaitMs,
+				retryAfterS: appConfig.admissionRetryAfterS,
+				refused: () => this.countMetric(CHECKOUTS, { outcome: "busy" })
+			})
 		});
 	},
 

@@ -4,7 +4,7 @@
  */
 import { Errors } from "moleculer";
 
-const { MoleculerClientError, MoleculerRetryableError } = Errors;
+const { MoleculerClientError, MoleculerError, MoleculerRetryableError } = Errors;
 
 export const ErrorTypes = {
 	SHOW_NOT_FOUND: "SHOW_NOT_FOUND",
@@ -104,12 +104,13 @@ export function checkoutDeadlinePassed(holdId: string) {
 
 /**
  * The gateway node runs as many checkouts as the stores can take; this one was not admitted.
- * `retryAfter` (seconds) is jittered by the caller so that retries spread out.
+ * `retryAfter` (seconds) is jittered by the caller so that retries spread out. Not retryable: the
+ * client retries, later, rather than a broker at once.
  */
 export function serverBusy(retryAfter: number) {
 	return withoutStack(
 		() =>
-			new MoleculerRetryableError(
+			new MoleculerError(
 				"too many checkouts at once; try again shortly",
 				503,
 				ErrorTypes.SERVER_BUSY,

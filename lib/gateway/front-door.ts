@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import ApiGateway from "moleculer-web";
+import { admitCheckout, type AdmissionGate } from "./admission";
 import { checkoutRoute } from "./checkout-route";
 import { guardAndLog } from "./http-guards";
 import { answerClientError, refuseConnect } from "./socket-refusals";
@@ -45,7 +46,7 @@ export interface FrontDoor {
 
 /** What the door needs to know: the sold-out door's settings and how warm reads are answered. */
 export type FrontDoorOptions = Omit<SoldOutDoor, "rateLimit"> &
-	Pick<ReadOptions, "pageSize" | "maxAgeSeconds">;
+	Pick<ReadOptions, "pageSize" | "maxAgeSeconds"> & { admission?: AdmissionGate };
 
 /**
  * The front door of a moleculer-web gateway service, opened in its `created` (its routes are made
@@ -80,7 +81,8 @@ export function openFrontDoor(
 				internals.writeCorsHeaders(corsRoute, req, res, false);
 			// A warm read is answered from the cached bytes, without routing or a broker call.
 			if (answerCachedRead(cache, req, res, readOptions)) return;
-			const route = () => gatewayHttpHandler.call(gateway, req, res, next);
+			const handle = () => gatewayHttpHandler.call(gateway, req, res, next);
+			const route = () => admitCheckout(options.admission, req, res, handle);
 			if (refuseKnownSoldOut(soldOutDoor, req, res, route)) return;
 			return route();
 		}

@@ -1,0 +1,113 @@
+/**
+ * Admission control for checkouts at the gateway: each node runs at most `concurrency` checkouts at
+ * once, lets up to `queueSize` more wait in a FIFO queue for at most `maxWaitMs`, and refuses the
+ * rest at once with 503 SERVER_BUSY and a jittered Retry-After. Past the stores' capacity, more
+ * checkouts in flight only make every one of them slower (and time out after their work was done);
+ * refusing the excess early keeps the admitted ones fast and tells the others when to come back.
+ * Why a gate of our own rather than Moleculer's bulkhead: see docs/design.md "Admission control".
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { serverBusy } from "../common/errors";
+import { sendErrorAnswer } from "./http-guards";
+
+export interface AdmissionOptions {
+	/** Checkouts this node runs at once. */
+	concurrency: number;
+	/** Checkouts that may wait for a slot; 0: none wait. */
+	queueSize: number;
+	/** Longest a checkout waits in the queue before it is refused. */
+	maxWaitMs: number;
+	/** A refusal's Retry-After, in seconds: from this up to twice this, at random. */
+	retryAfterS: number;
+	/** Called on each refusal (the gateway counts it). */
+	refused?: () => void;
+	/** For tests: a number in [0, 1). */
+	random?: () => number;
+}
+
+/** Gives the slot back; calling it again does nothing. */
+export type Release = () => void;
+
+export interface AdmissionGate {
+	/** Resolves with the slot's release once admitted; rejects with SERVER_BUSY if refused. */
+	enter(): Promise<Release>;
+	/** Checkouts running and waiting now. */
+	load(): { running: number; waiting: number };
+}
+
+interface Waiter {
+	admit(release: Release): void;
+	timer: NodeJS.Timeout;
+}
+
+export function createAdmissionGate(options: AdmissionOptions): AdmissionGate {
+	const random = options.random ?? Math.random;
+	let running = 0;
+	const queue: Waiter[] = [];
+
+	/** Retries spread over [retryAfterS, 2 × retryAfterS] so that refused clients do not return together. */
+	const refusal = () => {
+		options.refused?.();
+		return serverBusy(options.retryAfterS + Math.floor(random() * (options.retryAfterS + 1)));
+	};
+
+	function slot(): Release {
+		running++;
+		let released = false;
+		return () => {
+			if (released) return;
+			released = true;
+			running--;
+			const next = queue.shift();
+			if (next) {
+				clearTimeout(next.timer);
+				next.admit(slot());
+			}
+		};
+	}
+
+	return {
+		enter() {
+			if (running < options.concurrency && queue.length === 0) return Promise.resolve(slot());
+			if (queue.length >= options.queueSize) return Promise.reject(refusal());
+			return new Promise<Release>((resolve, reject) => {
+				const waiter: Waiter = {
+					admit: resolve,
+					timer: setTimeout(() => {
+						queue.splice(queue.indexOf(waiter), 1);
+						reject(refusal());
+					}, options.maxWaitMs)
+				};
+				queue.push(waiter);
+			});
+		},
+		load: () => ({ running, waiting: queue.length })
+	};
+}
+
+/**
+ * Runs `route` for a checkout (`POST /reserve`) once the gate admits it, and gives its slot back
+ * when its answer is out or its connection gone; refuses it with 503 if not admitted. Any other
+ * request goes to `route` at once.
+ */
+export function admitCheckout(
+	gate: AdmissionGate | undefined,
+	req: IncomingMessage,
+	res: ServerResponse,
+	route: () => unknown
+): void {
+	if (!gate || req.method !== "POST" || (req.url ?? "").split("?")[0] !== "/reserve") {
+		route();
+		return;
+	}
+	gate.enter().then(
+		release => {
+			res.once("finish", release);
+			res.once("close", release);
+			// A client that left while it waited takes no slot.
+			if (res.destroyed || res.writableEnded) return release();
+			route();
+		},
+		(err: Error) => sendErrorAnswer(req, res, err)
+	);
+}
