@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Errors } from "moleculer";
 import { appConfig } from "../common/config";
 import { describeError } from "./http-errors";
+import { accessLog } from "./access-log";
 
 const { MoleculerClientError } = Errors;
 
@@ -104,7 +105,7 @@ function answerPreflight(req: IncomingMessage, res: ServerResponse, methods: str
  * Returns true when it has answered.
  */
 export function guardAndLog(
-	log: { info(...args: unknown[]): void },
+	_log: { info(...args: unknown[]): void },
 	req: IncomingMessage,
 	res: ServerResponse
 ): boolean {
@@ -114,7 +115,9 @@ export function guardAndLog(
 		const started = process.hrtime.bigint();
 		res.once("finish", () => {
 			const ms = Number(process.hrtime.bigint() - started) / 1e6;
-			log.info(`${req.method} ${loggedPath(path)} ${res.statusCode} ${ms.toFixed(1)}ms`);
+			accessLog.line(
+				`${req.method} ${loggedPath(path)} ${res.statusCode} ${ms.toFixed(1)}ms`
+			);
 		});
 	}
 

@@ -466,6 +466,10 @@ describe("the access log", () => {
 	it("names routes, never a reservation id, and cuts long paths", async () => {
 		await call("GET", `/reservations/${booking._id}`);
 		await call("GET", `/${"x".repeat(5000)}`);
+		// The log is buffered (lib/gateway/access-log.ts): wait for both lines to be written.
+		const written = () => system.node.output().includes(`GET /${"x".repeat(63)}`);
+		for (let waited = 0; !written() && waited < 10000; waited += 50)
+			await new Promise(resolve => setTimeout(resolve, 50));
 		const log = system.node.output();
 		expect(log).toContain("GET /reservations/:id 200");
 		expect(log).not.toContain(booking._id);
