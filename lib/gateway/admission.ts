@@ -4,6 +4,8 @@
  * rest at once with 503 SERVER_BUSY and a jittered Retry-After. Past the stores' capacity, more
  * checkouts in flight only make every one of them slower (and time out after their work was done);
  * refusing the excess early keeps the admitted ones fast and tells the others when to come back.
+ * A checkout that would not get in within the longest wait, judging by how long checkouts take now
+ * (Little's law), is refused at once rather than after waiting for nothing.
  * Why a gate of our own rather than Moleculer's bulkhead: see docs/design.md "Admission control".
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -21,8 +23,9 @@ export interface AdmissionOptions {
 	retryAfterS: number;
 	/** Called on each refusal (the gateway counts it). */
 	refused?: () => void;
-	/** For tests: a number in [0, 1). */
+	/** For tests: a number in [0, 1), and the clock (ms). */
 	random?: () => number;
+	now?: () => number;
 }
 
 /** Gives the slot back; calling it again does nothing. */
@@ -40,9 +43,15 @@ interface Waiter {
 	timer: NodeJS.Timeout;
 }
 
+/** Weight of the newest checkout in the moving average of how long one takes. */
+const SMOOTHING = 0.1;
+
 export function createAdmissionGate(options: AdmissionOptions): AdmissionGate {
 	const random = options.random ?? Math.random;
+	const now = options.now ?? Date.now;
 	let running = 0;
+	/** How long a checkout holds its slot, as a moving average (0 until one has finished). */
+	let slotMs = 0;
 	const queue: Waiter[] = [];
 
 	/** Retries spread over [retryAfterS, 2 × retryAfterS] so that refused clients do not return together. */
@@ -51,13 +60,18 @@ export function createAdmissionGate(options: AdmissionOptions): AdmissionGate {
 		return serverBusy(options.retryAfterS + Math.floor(random() * (options.retryAfterS + 1)));
 	};
 
+	/** The wait of the `position`-th in the queue, at the rate slots free up now. */
+	const expectedWaitMs = (position: number) => (position * slotMs) / options.concurrency;
+
 	function slot(): Release {
 		running++;
+		const taken = now();
 		let released = false;
 		return () => {
 			if (released) return;
 			released = true;
 			running--;
+			slotMs += (now() - taken - slotMs) * SMOOTHING;
 			const next = queue.shift();
 			if (next) {
 				clearTimeout(next.timer);
@@ -69,7 +83,11 @@ export function createAdmissionGate(options: AdmissionOptions): AdmissionGate {
 	return {
 		enter() {
 			if (running < options.concurrency && queue.length === 0) return Promise.resolve(slot());
-			if (queue.length >= options.queueSize) return Promise.reject(refusal());
+			if (
+				queue.length >= options.queueSize ||
+				expectedWaitMs(queue.length + 1) > options.maxWaitMs
+			)
+				return Promise.reject(refusal());
 			return new Promise<Release>((resolve, reject) => {
 				const waiter: Waiter = {
 					admit: resolve,

@@ -69,6 +69,22 @@ describe("admission gate", () => {
 		expect(g.load().running).toBe(0);
 	});
 
+	it("refuses at once a checkout that could not get in within the longest wait, at the pace checkouts take now", async () => {
+		let clock = 0;
+		const g = gate({ concurrency: 1, queueSize: 10, maxWaitMs: 500, now: () => clock });
+		// Checkouts have been taking a second each.
+		for (let i = 0; i < 30; i++) {
+			const release = await g.enter();
+			clock += 1000;
+			release();
+		}
+		await g.enter();
+		const next = g.enter();
+		expect(await settledYet(next)).toBe(true);
+		await expect(next).rejects.toMatchObject({ code: 503, type: "SERVER_BUSY" });
+		expect(g.load()).toEqual({ running: 1, waiting: 0 });
+	});
+
 	it("frees one slot however often a release is called", async () => {
 		const g = gate({ concurrency: 1, queueSize: 1 });
 		const release: Release = await g.enter();
