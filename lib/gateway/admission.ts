@@ -34,6 +34,8 @@ export type Release = () => void;
 export interface AdmissionGate {
 	/** Resolves with the slot's release once admitted; rejects with SERVER_BUSY if refused. */
 	enter(): Promise<Release>;
+	/** Whether a checkout arriving now would be refused; if so, its refusal (counted). */
+	refusesNow(): Error | null;
 	/** Checkouts running and waiting now. */
 	load(): { running: number; waiting: number };
 }
@@ -80,14 +82,14 @@ export function createAdmissionGate(options: AdmissionOptions): AdmissionGate {
 		};
 	}
 
+	const full = () =>
+		running >= options.concurrency &&
+		(queue.length >= options.queueSize || expectedWaitMs(queue.length + 1) > options.maxWaitMs);
+
 	return {
 		enter() {
 			if (running < options.concurrency && queue.length === 0) return Promise.resolve(slot());
-			if (
-				queue.length >= options.queueSize ||
-				expectedWaitMs(queue.length + 1) > options.maxWaitMs
-			)
-				return Promise.reject(refusal());
+			if (full()) return Promise.reject(refusal());
 			return new Promise<Release>((resolve, reject) => {
 				const waiter: Waiter = {
 					admit: resolve,
@@ -99,8 +101,26 @@ export function createAdmissionGate(options: AdmissionOptions): AdmissionGate {
 				queue.push(waiter);
 			});
 		},
+		refusesNow: () => (full() ? refusal() : null),
 		load: () => ({ running, waiting: queue.length })
 	};
+}
+
+const isCheckout = (req: IncomingMessage) =>
+	req.method === "POST" && (req.url ?? "").split("?")[0] === "/reserve";
+
+/**
+ * Refuses a checkout at once, before its body is read, when the gate would refuse it anyway: in a
+ * surge most checkouts are refused, and each must cost as little as can be. True if it answered.
+ */
+export function refuseWhenFull(
+	gate: AdmissionGate | undefined,
+	req: IncomingMessage,
+	res: ServerResponse
+): boolean {
+	const refusal = gate && isCheckout(req) ? gate.refusesNow() : null;
+	if (refusal) sendErrorAnswer(req, res, refusal);
+	return refusal !== null;
 }
 
 /**
@@ -114,7 +134,7 @@ export function admitCheckout(
 	res: ServerResponse,
 	route: () => unknown
 ): void {
-	if (!gate || req.method !== "POST" || (req.url ?? "").split("?")[0] !== "/reserve") {
+	if (!gate || !isCheckout(req)) {
 		route();
 		return;
 	}

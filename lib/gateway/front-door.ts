@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import ApiGateway from "moleculer-web";
-import { admitCheckout, type AdmissionGate } from "./admission";
+import { admitCheckout, refuseWhenFull, type AdmissionGate } from "./admission";
 import { checkoutRoute } from "./checkout-route";
 import { guardAndLog } from "./http-guards";
 import { answerClientError, refuseConnect } from "./socket-refusals";
@@ -83,6 +83,7 @@ export function openFrontDoor(
 			if (answerCachedRead(cache, req, res, readOptions)) return;
 			const handle = () => gatewayHttpHandler.call(gateway, req, res, next);
 			const route = () => admitCheckout(options.admission, req, res, handle);
+			if (refuseWhenFull(options.admission, req, res)) return;
 			if (refuseKnownSoldOut(soldOutDoor, req, res, route)) return;
 			return route();
 		}

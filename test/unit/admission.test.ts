@@ -85,6 +85,15 @@ describe("admission gate", () => {
 		expect(g.load()).toEqual({ running: 1, waiting: 0 });
 	});
 
+	it("tells, before a checkout is read, whether it would be refused", async () => {
+		const g = gate({ concurrency: 1, queueSize: 1 });
+		expect(g.refusesNow()).toBeNull();
+		await g.enter();
+		expect(g.refusesNow()).toBeNull();
+		void g.enter().catch(() => undefined);
+		expect(g.refusesNow()).toMatchObject({ code: 503, type: "SERVER_BUSY" });
+	});
+
 	it("frees one slot however often a release is called", async () => {
 		const g = gate({ concurrency: 1, queueSize: 1 });
 		const release: Release = await g.enter();
