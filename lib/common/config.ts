@@ -147,9 +147,12 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		/** Checkouts one gateway node runs at once; more wait in its queue (lib/gateway/admission.ts). */
 		admissionConcurrency: readInt(env, "ADMISSION_CONCURRENCY", 64, 1, 100000),
 		/** Checkouts that may wait for a slot; beyond, the gateway answers 503 at once. */
-		admissionQueue: readInt(env, "ADMISSION_QUEUE", 256, 0, 1000000),
-		/** Longest a checkout waits in the queue before it is refused (well under a client's timeout). */
-		admissionQueueWaitMs: readInt(env, "ADMISSION_QUEUE_WAIT_MS", 500, 0, 60000),
+		admissionQueue: readInt(env, "ADMISSION_QUEUE", 4096, 0, 1000000),
+		/**
+		 * Longest a checkout waits in the queue before it is refused: under a client's timeout, and
+		 * long enough that a surge parks in the queue rather than spins on refusals (docs/performance.md).
+		 */
+		admissionQueueWaitMs: readInt(env, "ADMISSION_QUEUE_WAIT_MS", 5000, 0, 60000),
 		/** A refused checkout is told to retry after this many seconds, up to twice that (jitter). */
 		admissionRetryAfterS: readInt(env, "ADMISSION_RETRY_AFTER_S", 1, 1, 3600),
 		/**
