@@ -228,14 +228,15 @@ function serviceNodes(broker) {
  * knows them all; `extraShows` more shows are created through `shows.create` (as an operator's
  * REPL would) before it starts. `prepareStore(mongoUri)` runs before any service starts.
  * `nodeEnv(nodeId, env)` may change a node's environment (bench/latency.js routes its links
- * through proxies).
+ * through proxies); `env` is added to every node's.
  */
 async function startCluster({
 	showsInstances = 1,
 	extraShows = 0,
 	extraShowSeats = 100000,
 	prepareStore,
-	nodeEnv = async (_nodeId, env) => env
+	nodeEnv = async (_nodeId, env) => env,
+	env: extraEnv = {}
 } = {}) {
 	const id = crypto.randomBytes(4).toString("hex");
 	const nats = await startNats();
@@ -244,7 +245,7 @@ async function startCluster({
 	cleanups.push(() => mongo.stop());
 	if (prepareStore) await prepareStore(mongo.uri);
 	const namespace = `bench-${id}`;
-	const env = { TRANSPORTER: nats.url, MONGO_URI: mongo.uri, NAMESPACE: namespace };
+	const env = { ...extraEnv, TRANSPORTER: nats.url, MONGO_URI: mongo.uri, NAMESPACE: namespace };
 	const processes = [];
 	const stop = async () => {
 		// The gateway first, then the services, then the servers they use.
@@ -325,6 +326,7 @@ async function startCluster({
 			kind: "cluster",
 			baseUrl,
 			namespace,
+			transporter: nats.url,
 			showIDs,
 			processes,
 			stop,

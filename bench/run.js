@@ -6,7 +6,9 @@
  *   node bench/run.js --quick           a short smoke run of everything
  *   node bench/run.js --only embedded   only some sections: floor, embedded, cluster, scale,
  *                                       onsale (bench/onsale.js: a 100,000-seat show sold out)
- *                                       (comma-separated); `profile` (not in the default run)
+ *                                       (comma-separated); `surge` (not in the default run:
+ *                                       bench/surge.js, checkouts from up to 4,000 connections);
+ *                                       `profile` (not in the default run)
  *                                       CPU-profiles the embedded process under each workload;
  *                                       `latency` (not in the default run) adds 0/1/5 ms per hop
  *                                       between cluster nodes (bench/latency.js)
@@ -36,7 +38,7 @@ const { onsale } = require("./onsale");
 
 const RESULTS_DIR = path.join(__dirname, "results");
 const SECTIONS = ["floor", "embedded", "cluster", "scale", "onsale"];
-const ALL_SECTIONS = [...SECTIONS, "profile", "latency"];
+const ALL_SECTIONS = [...SECTIONS, "profile", "latency", "surge"];
 
 const TARGETS = [
 	{ system: "embedded", workload: "reads", floor: "reads", min: 0.5 },
@@ -735,6 +737,13 @@ function report(out) {
 			"",
 			`on-sale targets: ${out.onsale.pass ? "PASS" : "MISS"}`
 		);
+	if (out.surge)
+		parts.push(
+			"",
+			"On-sale surge: 2-seat checkouts from N connections, a 100,000-seat show per row",
+			"",
+			out.surge.report.trimEnd()
+		);
 	if (out.failures.length > 0)
 		parts.push(
 			"",
@@ -848,6 +857,15 @@ async function main() {
 				kinds: ["embedded", "cluster"]
 			});
 			if (!out.onsale.pass) log("onsale: a target was missed (see its table)");
+		},
+		surge: async () => {
+			out.surge = await require("./surge").surge({
+				kinds: ["embedded", "cluster"],
+				durationS: cfg.quick ? 3 : 8,
+				connections: cfg.quick ? [32, 256] : [32, 256, 1024, 4000]
+			});
+			if (out.surge.verdicts.some(v => !v.pass))
+				log("surge: a target was missed (see its table)");
 		}
 	};
 	for (const name of ALL_SECTIONS) {

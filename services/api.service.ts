@@ -14,6 +14,7 @@ import { sendErrorAnswer } from "../lib/gateway/error-answers";
 import { callActionsOnThisNode } from "../lib/gateway/moleculer-web-internals";
 import { CHECKOUT_PARAMS, CHECKOUTS } from "../lib/gateway/checkout-route";
 import { openFrontDoor, type FrontDoor } from "../lib/gateway/front-door";
+import { createAdmissionGate } from "../lib/gateway/admission";
 import {
 	runCheckout,
 	type BookingAnswer,
@@ -79,7 +80,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			{
 				name: CHECKOUTS,
 				description:
-					"Checkouts by outcome: booked, sold_out, invalid, rate_limited, failed",
+					"Checkouts by outcome: booked, sold_out, invalid, rate_limited, busy, failed",
 				labelNames: ["outcome"]
 			}
 		])
@@ -174,7 +175,12 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 					? null
 					: knownSoldOut(this.showsCache, ttl, showID, count);
 				if (soldOut && count <= this.settings.maxTicketsPerOrder) throw soldOut;
-				const booking = await runCheckout(this, ctx, this.settings.maxTicketsPerOrder);
+				const booking = await runCheckout(
+					this,
+					ctx,
+					this.settings.maxTicketsPerOrder,
+					appConfig.checkoutTimeoutMs
+				);
 				// The client's next read shows its booking, event or not.
 				if (ctx.meta.showState) patchShow(this.showsCache, ctx.meta.showState);
 				return booking;
@@ -255,7 +261,14 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			maxAgeSeconds: appConfig.readMaxAgeSeconds,
 			maxTicketsPerOrder: this.settings.maxTicketsPerOrder,
 			validate: params => validate(params) as true | unknown[],
-			counted: outcome => this.countMetric(CHECKOUTS, { outcome })
+			counted: outcome => this.countMetric(CHECKOUTS, { outcome }),
+			admission: createAdmissionGate({
+				concurrency: appConfig.admissionConcurrency,
+				queueSize: appConfig.admissionQueue,
+				maxWaitMs: appConfig.admissionQueueWaitMs,
+				retryAfterS: appConfig.admissionRetryAfterS,
+				refused: () => this.countMetric(CHECKOUTS, { outcome: "busy" })
+			})
 		});
 	},
 

@@ -16,7 +16,7 @@ import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { appConfig } from "../lib/common/config";
 import { createDbMixin, defaultStoreSettings } from "../mixins/db.mixin";
 import type { DbMethods, SideCollection, StoreAdapter } from "../lib/store/store-api";
-import { releaseHold, sellHold, takeHold } from "../lib/shows/seat-changes";
+import { releaseHold, sellHold, takeHold, type StepDeadline } from "../lib/shows/seat-changes";
 import type { ShowWriter } from "../lib/shows/show-writer";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
 import { toPublicShow } from "../lib/shows/show-seats";
@@ -39,12 +39,14 @@ export { SEED_SHOWS } from "../lib/shows/show-store";
 interface ShowsSettings extends ServiceSettingSchema {
 	holdTtlSeconds: number;
 	sweepIntervalMs: number;
+	clockSkewMs: number;
 	store: ReturnType<typeof defaultStoreSettings>;
 }
 
 interface ShowsMethods extends DbMethods, MetricsMethods {
 	answerShowState(ctx: Context<unknown, { showState?: ShowState }>, showID: string): void;
 	sweepExpiredHolds(): Promise<void>;
+	stepDeadline(ctx: Context<unknown, { deadline?: unknown }>): StepDeadline;
 }
 
 interface ShowsLocals {
@@ -83,6 +85,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 	settings: {
 		holdTtlSeconds: appConfig.holdTtlSeconds,
 		sweepIntervalMs: appConfig.sweepIntervalMs,
+		clockSkewMs: appConfig.clockSkewMs,
 		store: defaultStoreSettings(),
 		$secureSettings: ["store"]
 	},
@@ -111,7 +114,8 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 		},
 
 		/**
-		 * Holds `count` seats for checkout `holdId`, until it is confirmed or `holdTtlSeconds` pass.
+		 * Holds `count` seats for checkout `holdId`, until it is confirmed or `holdTtlSeconds` pass
+		 * (or the checkout's deadline, `ctx.meta.deadline`, plus the clock skew, if sooner).
 		 * `resume`: an earlier attempt of this checkout may have got further, so a hold that has
 		 * already left the document (sold) is looked up instead of being taken again.
 		 */
@@ -132,7 +136,8 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 					takeHold(showID, holdId, count, {
 						ttlMs: this.settings.holdTtlSeconds * 1000,
 						resume: Boolean(resume),
-						findSettled: this.writer.findSettled
+						findSettled: this.writer.findSettled,
+						deadline: this.stepDeadline(ctx)
 					})
 				);
 				if (result.created) this.countMetric(SEATS_HELD, undefined, count);
@@ -141,7 +146,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 			}
 		},
 
-		/** Makes a hold permanent: the seats are sold. Refused once the hold has expired. */
+		/** Makes a hold permanent: the seats are sold. Refused once the hold or the checkout expired. */
 		confirmHold: {
 			...BY_SHOW,
 			params: { showID: SHOW_ID, holdId: HOLD_ID },
@@ -149,7 +154,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				const { showID, holdId } = ctx.params;
 				const { view, sold } = await this.writer.mutate(
 					showID,
-					sellHold(showID, holdId, this.writer.findSettled)
+					sellHold(showID, holdId, this.writer.findSettled, this.stepDeadline(ctx))
 				);
 				if (sold) this.countMetric(SEATS_SOLD, undefined, view.count);
 				this.answerShowState(ctx, showID);
@@ -213,6 +218,15 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 	},
 
 	methods: {
+		/** The checkout's deadline its step carries in meta (none from a gateway of an older release). */
+		stepDeadline(ctx: Context<unknown, { deadline?: unknown }>): StepDeadline {
+			const at = ctx.meta.deadline;
+			return {
+				at: typeof at === "number" && Number.isFinite(at) ? at : null,
+				skewMs: this.settings.clockSkewMs
+			};
+		},
+
 		/**
 		 * Hands the show's seats after this node's last write to it back with the answer (Moleculer
 		 * returns `ctx.meta` to the caller), so a gateway shows its own client's booking or cancel on

@@ -23,6 +23,11 @@ export interface CheckoutParams {
 
 export interface CheckoutMeta {
 	idempotencyKey?: string;
+	/**
+	 * When the checkout's time is up (epoch ms); every step carries it, and shows refuses a step
+	 * that arrives later (plus the clock-skew allowance), so a late step holds no seat.
+	 */
+	deadline?: number;
 	$statusCode?: number;
 	$location?: string;
 	$responseHeaders?: Record<string, string>;
@@ -82,9 +87,11 @@ export function bookingAnswer(reservation: Reservation): BookingAnswer {
 export async function runCheckout(
 	host: SagaHost,
 	ctx: Context<CheckoutParams, CheckoutMeta>,
-	maxTicketsPerOrder: number
+	maxTicketsPerOrder: number,
+	timeoutMs: number
 ): Promise<BookingAnswer> {
 	const { showID, name, count } = ctx.params;
+	ctx.meta.deadline = Date.now() + timeoutMs;
 	if (count > maxTicketsPerOrder) throw tooManyTickets(count, maxTicketsPerOrder);
 	const fingerprint = sha256(`${showID}\n${name}\n${count}`).slice(0, 32);
 	const key = ctx.meta.idempotencyKey;
@@ -189,7 +196,9 @@ export async function resumeCheckout(
 		await ctx.call(CHECKOUT_STEPS.pivot.action, { showID, holdId: checkoutId }, step(ctx));
 	} catch (err) {
 		if (isClientError(err)) {
-			// The hold expired before we got here: the seats are gone, the checkout failed.
+			// The hold expired or the checkout's deadline passed before we got here: whatever
+			// is still held goes back, and the checkout failed.
+			if (held.value.created) await releaseQuietly(host, showID, checkoutId);
 			await failQuietly(host, checkoutId, "hold lost");
 		}
 		// Otherwise the outcome is unknown: the checkout stays pending for the reconciler.

@@ -159,6 +159,22 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		/** Budget for one whole checkout; every step shares it (Moleculer's distributed timeouts). */
 		checkoutTimeoutMs: readInt(env, "CHECKOUT_TIMEOUT_MS", 10000, 100, 120000),
 		/**
+		 * How far the nodes' clocks may disagree: shows refuses a checkout's step this long past
+		 * its deadline, and a hold made for a checkout lives until its deadline plus this.
+		 */
+		clockSkewMs: readInt(env, "CLOCK_SKEW_MS", 1000, 0, 60000),
+		/** Checkouts one gateway node runs at once; more wait in its queue (lib/gateway/admission.ts). */
+		admissionConcurrency: readInt(env, "ADMISSION_CONCURRENCY", 64, 1, 100000),
+		/** Checkouts that may wait for a slot; beyond, the gateway answers 503 at once. */
+		admissionQueue: readInt(env, "ADMISSION_QUEUE", 4096, 0, 1000000),
+		/**
+		 * Longest a checkout waits in the queue before it is refused: under a client's timeout, and
+		 * long enough that a surge parks in the queue rather than spins on refusals (docs/performance.md).
+		 */
+		admissionQueueWaitMs: readInt(env, "ADMISSION_QUEUE_WAIT_MS", 5000, 0, 60000),
+		/** A refused checkout is told to retry after this many seconds, up to twice that (jitter). */
+		admissionRetryAfterS: readInt(env, "ADMISSION_RETRY_AFTER_S", 1, 1, 3600),
+		/**
 		 * Housekeeping removals nobody waits on (finished to-do entries, old version claims) gather
 		 * this long, to go to the store together.
 		 */

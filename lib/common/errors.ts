@@ -4,7 +4,7 @@
  */
 import { Errors } from "moleculer";
 
-const { MoleculerClientError, MoleculerRetryableError } = Errors;
+const { MoleculerClientError, MoleculerError, MoleculerRetryableError } = Errors;
 
 export const ErrorTypes = {
 	SHOW_NOT_FOUND: "SHOW_NOT_FOUND",
@@ -19,7 +19,9 @@ export const ErrorTypes = {
 	TOO_MANY_TICKETS: "TOO_MANY_TICKETS",
 	STORE_CONFLICT: "STORE_CONFLICT",
 	STORE_UNAVAILABLE: "STORE_UNAVAILABLE",
-	SHOW_BUSY: "SHOW_BUSY"
+	SHOW_BUSY: "SHOW_BUSY",
+	CHECKOUT_DEADLINE_PASSED: "CHECKOUT_DEADLINE_PASSED",
+	SERVER_BUSY: "SERVER_BUSY"
 } as const;
 
 export function showNotFound(showID: string) {
@@ -84,6 +86,36 @@ export function holdExpired(holdId: string) {
 		409,
 		ErrorTypes.HOLD_EXPIRED,
 		{ holdId }
+	);
+}
+
+/**
+ * A checkout's step arrived after the checkout's deadline: its buyer has had an answer already,
+ * so nothing is held or sold for it (the saga compensates).
+ */
+export function checkoutDeadlinePassed(holdId: string) {
+	return new MoleculerClientError(
+		`checkout ${holdId} ran out of time; nothing was held or sold for it`,
+		409,
+		ErrorTypes.CHECKOUT_DEADLINE_PASSED,
+		{ holdId }
+	);
+}
+
+/**
+ * The gateway node runs as many checkouts as the stores can take; this one was not admitted.
+ * `retryAfter` (seconds) is jittered by the caller so that retries spread out. Not retryable: the
+ * client retries, later, rather than a broker at once.
+ */
+export function serverBusy(retryAfter: number) {
+	return withoutStack(
+		() =>
+			new MoleculerError(
+				"too many checkouts at once; try again shortly",
+				503,
+				ErrorTypes.SERVER_BUSY,
+				{ retryAfter }
+			)
 	);
 }
 

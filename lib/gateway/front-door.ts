@@ -11,6 +11,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
+import { admitCheckout, refuseWhenFull, type AdmissionGate } from "./admission";
 import { checkoutRoute } from "./checkout-route";
 import { guardAndLog } from "./http-guards";
 import { sendErrorAnswer } from "./error-answers";
@@ -35,6 +36,8 @@ export type FrontDoorOptions = Omit<SoldOutDoor, "rateLimit" | "failed"> &
 	Pick<ReadOptions, "pageSize" | "maxAgeSeconds"> & {
 		/** The public routes, from the route table: nothing else gets past the door. */
 		routes: readonly PublicRoute[];
+		/** Checkouts are admitted through it; none when the node admits all. */
+		admission?: AdmissionGate;
 	};
 
 interface DoorLogger {
@@ -147,14 +150,18 @@ export function openFrontDoor(
 	}
 	const enter = (req: IncomingMessage, res: ServerResponse, next: () => void) => {
 		dropUnlistedOrigin(corsRoute, req);
-		if (guardAndLog(logger, req, res, options.routes)) return;
+		if (guardAndLog(req, res, options.routes)) return;
 		if (pathOf(req.url) === PAGE_FOLDER_BARE) return redirectToPageFolder(res);
 		// Answers given here carry the CORS headers moleculer-web would have added.
 		if (corsRoute && req.headers.origin) writeCorsHeaders(gateway, corsRoute, req, res);
 		// A warm read is answered from the cached bytes, without routing or a broker call.
 		if (answerCachedRead(cache, req, res, readOptions)) return;
-		// Guarded on its own too: the sold-out door may route a request once its body is read.
-		const route = () => guarded(logger, req, res, () => routeRequest(gateway, req, res, next));
+		// Guarded on its own too: the sold-out door may route a request once its body is read. A
+		// checkout goes on through the admission gate; a full gate refuses before the body is read.
+		const handle = () => routeRequest(gateway, req, res, next);
+		const route = () =>
+			guarded(logger, req, res, () => admitCheckout(options.admission, req, res, handle));
+		if (refuseWhenFull(options.admission, req, res)) return;
 		if (refuseKnownSoldOut(soldOutDoor, req, res, route)) return;
 		return route();
 	};

@@ -9,6 +9,7 @@ import { appConfig } from "../common/config";
 import { httpRefusal } from "./http-errors";
 import { sendErrorAnswer, setSecurityHeaders } from "./error-answers";
 import { loggedPath, pathOf, routeOf, type PublicRoute } from "./route-table";
+import { accessLog } from "./access-log";
 
 const { MoleculerClientError } = Errors;
 
@@ -73,7 +74,6 @@ function dropStrayConditionals(req: IncomingMessage, route: PublicRoute): void {
  * read, and one that does not arrive in time is 408. Returns true when it has answered.
  */
 export function guardAndLog(
-	log: { info(...args: unknown[]): void },
 	req: IncomingMessage,
 	res: ServerResponse,
 	routes: readonly PublicRoute[]
@@ -84,7 +84,7 @@ export function guardAndLog(
 		const started = process.hrtime.bigint();
 		res.once("finish", () => {
 			const ms = Number(process.hrtime.bigint() - started) / 1e6;
-			log.info(
+			accessLog.line(
 				`${req.method} ${loggedPath(routes, path)} ${res.statusCode} ${ms.toFixed(1)}ms`
 			);
 		});

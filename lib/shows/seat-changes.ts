@@ -3,7 +3,13 @@
  * a hold, sell it, give seats back. Each is idempotent by the checkout id, so a retried or
  * duplicated step answers as the first one did and changes nothing.
  */
-import { holdExpired, holdNotFound, idempotencyKeyReused, notEnoughSeats } from "../common/errors";
+import {
+	checkoutDeadlinePassed,
+	holdExpired,
+	holdNotFound,
+	idempotencyKeyReused,
+	notEnoughSeats
+} from "../common/errors";
 import { holdView, seatsInDocument, type Hold } from "./show-seats";
 import type { Settled } from "./settled-records";
 import type { ShowChange } from "./show-writer";
@@ -13,15 +19,32 @@ import type { HoldState, HoldView } from "../common/types";
 type FindSettled = (showID: string, holdId: string) => Promise<Settled | null>;
 
 /**
- * Holds `count` seats until `ttlMs` from now. `resume`: an earlier attempt of this checkout may
- * have sold them already, so a checkout that has left the document is looked up first.
+ * The checkout's deadline as its step carries it (`ctx.meta.deadline`, epoch ms), and the
+ * allowance for clocks that disagree. `at: null`: a caller of an older release, with no deadline.
+ */
+export interface StepDeadline {
+	at: number | null;
+	skewMs: number;
+}
+
+/** The last moment a step of this checkout counts, or null if it has no deadline. */
+function lastMoment(deadline: StepDeadline | undefined): number | null {
+	return !deadline || deadline.at === null ? null : deadline.at + deadline.skewMs;
+}
+
+/**
+ * Holds `count` seats until `ttlMs` from now, or until the checkout's deadline (plus the skew)
+ * if that comes first, so that a hold nobody confirms frees itself soon after its buyer was
+ * answered. A new hold past that deadline is refused. `resume`: an earlier attempt of this
+ * checkout may have sold them already, so a checkout that has left the document is looked up first.
  */
 export function takeHold(
 	showID: string,
 	holdId: string,
 	count: number,
-	options: { ttlMs: number; resume: boolean; findSettled: FindSettled }
+	options: { ttlMs: number; resume: boolean; findSettled: FindSettled; deadline?: StepDeadline }
 ): ShowChange<HoldView & { created: boolean }> {
+	const last = lastMoment(options.deadline);
 	return async (show, now) => {
 		const existing: Hold | Settled | null =
 			show.holds.find(h => h.id === holdId) ??
@@ -33,6 +56,7 @@ export function takeHold(
 			const view = holdView(showID, existing, existing.state);
 			return { result: { ...view, created: false }, changed: false };
 		}
+		if (last !== null && now > last) throw checkoutDeadlinePassed(holdId);
 		// From the document, not `show.reserved`: earlier changes of this batch count too.
 		const available = show.houseSize - seatsInDocument(show);
 		if (count > available) throw notEnoughSeats(count, available);
@@ -40,7 +64,7 @@ export function takeHold(
 			id: holdId,
 			count,
 			state: "held",
-			expiresAt: now + options.ttlMs,
+			expiresAt: Math.min(now + options.ttlMs, last ?? Infinity),
 			createdAt: now
 		};
 		show.holds.push(hold);
@@ -48,14 +72,22 @@ export function takeHold(
 	};
 }
 
-/** Sells a held checkout; refused once its hold has expired. `sold`: this call sold it. */
+/**
+ * Sells a held checkout; refused once its hold has expired, or once the checkout's deadline has
+ * passed (the saga then gives the seats back). `sold`: this call sold it.
+ */
 export function sellHold(
 	showID: string,
 	holdId: string,
-	findSettled: FindSettled
+	findSettled: FindSettled,
+	deadline?: StepDeadline
 ): ShowChange<{ view: HoldView; sold: boolean }> {
-	return async (show, _now, expired) => {
+	const last = lastMoment(deadline);
+	return async (show, now, expired) => {
 		const hold = show.holds.find(h => h.id === holdId);
+		// Its buyer was answered already: selling now would book what they were told failed.
+		if (hold?.state === "held" && last !== null && now > last)
+			throw checkoutDeadlinePassed(holdId);
 		if (hold) {
 			const sold = hold.state === "held";
 			hold.state = "confirmed";

@@ -1,6 +1,6 @@
 /*
  * The box office's order form: an order, its one Idempotency-Key until a definite answer, and the
- * form's state (ready, sending, booked, asking). A booked order stays booked: pressing Book again on
+ * form's state (ready, sending, waiting, booked, asking). A booked order stays booked: pressing Book again on
  * it asks before booking another, and the same order resends the same key, so a double click, a
  * retry, a lost answer or a closed tab books once. The shows (shows.js), the bookings
  * (bookings.js) and the orders left unanswered (pending.js) are in their own files; words.js says
@@ -29,8 +29,9 @@
 	/** The order being booked, or just booked: its body and key. */
 	let attempt = null;
 	/**
-	 * What the form is doing, shown by renderForm(): `ready`; `sending` an order; `booked` (the
-	 * order as it stands was booked); `asking` (booked, and Book was pressed again: book another?).
+	 * What the form is doing, shown by renderForm(): `ready`; `sending` an order; `waiting` to send
+	 * it again after a 503, until `until` (epoch ms); `booked` (the order as it stands was booked);
+	 * `asking` (booked, and Book was pressed again: book another?).
 	 */
 	let formState = { kind: "ready" };
 
@@ -42,10 +43,15 @@
 	function renderForm() {
 		const { kind } = formState;
 		const booked = kind === "booked" || kind === "asking";
+		const busy = kind === "sending" || kind === "waiting";
 		form.dataset.state = kind;
-		form.setAttribute("aria-busy", String(kind === "sending"));
-		buyButton.disabled = kind === "sending";
-		buyButton.textContent = booked ? "Booked ✓" : "Book seats";
+		form.setAttribute("aria-busy", String(busy));
+		buyButton.disabled = busy;
+		buyButton.textContent = booked
+			? "Booked ✓"
+			: kind === "waiting"
+				? `Busy: trying again in ${secondsLeft(formState.until)} s`
+				: "Book seats";
 		repeatBox.hidden = kind !== "asking";
 		if (kind === "asking")
 			repeatButton.textContent = `Book another ${seats(JSON.parse(formState.body).count)}`;
@@ -96,7 +102,7 @@
 
 	async function placeOrder(event) {
 		event.preventDefault();
-		if (formState.kind === "sending") return;
+		if (formState.kind === "sending" || formState.kind === "waiting") return;
 		const order = readOrder();
 		if (!order) return;
 		const body = JSON.stringify(order);
@@ -143,6 +149,27 @@
 	}
 
 	const wait = ms => new Promise(resolve => setTimeout(resolve, ms));
+
+	const secondsLeft = until => Math.max(0, Math.ceil((until - Date.now()) / 1000));
+
+	/**
+	 * After a 503: the form waits `seconds`, counting down on its button and in the status, then
+	 * the same order goes again under the same key (so it cannot book twice).
+	 */
+	async function waitToRetry(seconds) {
+		const until = Date.now() + seconds * 1000;
+		const tell = () =>
+			say(`Busy: trying again in ${secondsLeft(until)} s (this cannot book twice)…`);
+		setFormState({ kind: "waiting", until });
+		tell();
+		const ticking = setInterval(() => {
+			renderForm();
+			tell();
+		}, 1000);
+		await wait(seconds * 1000);
+		clearInterval(ticking);
+		setFormState({ kind: "sending" });
+	}
 
 	function retryAfterSeconds(res, fallback) {
 		const value = Number(res.headers.get("Retry-After"));
@@ -197,10 +224,7 @@
 			if (res.status === 503) {
 				const delay = retryAfterSeconds(res, 2);
 				if (tries < MAX_AUTO_RETRIES && delay <= MAX_AUTO_WAIT_S) {
-					say(
-						`The box office is busy. Trying again in ${delay} s (this cannot book twice)…`
-					);
-					await wait(delay * 1000);
+					await waitToRetry(delay);
 					continue;
 				}
 				complain(

@@ -380,7 +380,7 @@ describe("the box-office page", () => {
 		await stores.stop();
 		await fillOrder(page, ROCK, 1, "Patient");
 		await page.locator("#buy").click();
-		await expectStatus(page, /busy\. Trying again in \d+ s/);
+		await expectStatus(page, /Busy: trying again in \d+ s/);
 		await expect(page.locator("#buy").isDisabled()).resolves.toBe(true);
 		await stores.start();
 		await waitForHealthy(cluster.baseUrl, stores);

@@ -218,8 +218,12 @@ it("prints a trace of every call with TRACE_EXPORTER=console, and a one-line log
 		});
 		expect(booked.status).toBe(201);
 		const deadline = Date.now() + 10000;
+		// The access log is buffered (lib/gateway/access-log.ts): its line may come a moment later.
 		while (
-			!traced.node.output().includes("action 'reservations.confirm'") &&
+			!(
+				traced.node.output().includes("action 'reservations.confirm'") &&
+				traced.node.output().includes("POST /reserve 201")
+			) &&
 			Date.now() < deadline
 		)
 			await new Promise(r => setTimeout(r, 100));

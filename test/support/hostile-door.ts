@@ -197,6 +197,10 @@ export function frontDoorCases(h: Hostile): void {
 			await h.call("GET", `/reservations/${h.booking._id}`);
 			for (const url of misspelledPaths(h.booking._id)) await h.call("GET", url);
 			await h.call("GET", `/${"x".repeat(5000)}`);
+			// The log is buffered (lib/gateway/access-log.ts): wait until the lines are written.
+			const lines = () => h.system.gatewayOutput().match(/GET \(unlisted path\) 404/g) ?? [];
+			for (let waited = 0; lines().length < 2 && waited < 10000; waited += 50)
+				await new Promise(resolve => setTimeout(resolve, 50));
 			const log = h.system.gatewayOutput();
 			expect(log).toContain("GET /reservations/:id 200");
 			expect(log).toContain("GET (unlisted path) 404");

@@ -193,6 +193,13 @@ export interface Cluster {
 }
 
 /**
+ * Tests that burst checkouts at a gateway (to prove seat safety) run on a shared, slow machine: there
+ * a checkout waits for an admission slot rather than be refused after the production wait of 500 ms.
+ * The tests of admission itself (surge.test.ts) set their own limits.
+ */
+const PATIENT_ADMISSION = { ADMISSION_QUEUE_WAIT_MS: "10000" };
+
+/**
  * Real servers (own ones unless given) and a namespace of its own for one test file. With
  * `natsServers`, its own NATS cluster of that many servers, routed through proxies (no outside
  * server replaces it), and every node's TRANSPORTER lists them all.
@@ -220,6 +227,7 @@ export async function startCluster(
 		TRANSPORTER: natsCluster?.url ?? nats?.url ?? process.env.TEST_NATS_URL!,
 		PORT: String(port),
 		RATE_LIMIT: "0",
+		...PATIENT_ADMISSION,
 		...(wantMongo
 			? {
 					MONGO_URI: mongo ? mongo.uri : process.env.TEST_MONGO_URI!,
@@ -289,7 +297,7 @@ export async function startEmbedded(env: Record<string, string> = {}) {
 	const dataDir = env.DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), "tickets-"));
 	const node = systemNode(
 		{ services: "shows,reservations,api" },
-		{ PORT: String(port), DATA_DIR: dataDir, RATE_LIMIT: "0", ...env }
+		{ PORT: String(port), DATA_DIR: dataDir, RATE_LIMIT: "0", ...PATIENT_ADMISSION, ...env }
 	);
 	await node.start();
 	const baseUrl = `http://127.0.0.1:${port}`;

@@ -1,0 +1,203 @@
+/**
+ * An on-sale surge (issue 21): 2-seat checkouts from 32, 256, 1,024 and 4,000 connections at once,
+ * for a few seconds each, on a 100,000-seat show of its own per row, embedded (the operator joining
+ * over NATS) and as a cluster. The load client runs in a process of its own (bench/surge-client.js)
+ * and records latency by status. Per row: bookings/s; p50 and p99 of the 201 answers only; p99 of
+ * the refusals; the share of 503s with Retry-After; GET / p99 under the load; the seats held by
+ * checkouts nobody waits for any more, at the surge's end and CHECKOUT_TIMEOUT_MS + 5 s later.
+ *
+ *   node bench/surge.js [--only embedded|cluster] [--duration 8] [--connections 32,256] [--ref <git ref>]
+ * Also run by `npm run bench -- --only surge` (not in the default run: about 4 minutes).
+ */
+"use strict";
+
+const { execFileSync, spawn } = require("node:child_process");
+const path = require("node:path");
+const { ServiceBroker } = require("moleculer");
+const procs = require("./procs");
+const { startNats } = require("../scripts/servers");
+
+const CONNECTIONS = [32, 256, 1024, 4000];
+const CHECKOUT_TIMEOUT_MS = 10000;
+const SETTLE_MS = CHECKOUT_TIMEOUT_MS + 5000;
+const SEATS = 100000;
+
+const TARGETS = {
+	/** Bookings/s at the most connections against the best of 32 and 256. */
+	goodput: 0.9,
+	bookedP99Ms: 1000,
+	refusedP99Ms: 50,
+	getRootP99Ms: 50
+};
+
+const log = msg =>
+	process.stderr.write(`[surge ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+
+/** Enough file descriptors for the most connections, on both ends, and then some. */
+function raiseFdLimit(connections) {
+	const want = Math.max(...connections) * 2 + 1024;
+	const soft = Number(execFileSync("bash", ["-c", "ulimit -n"]).toString().trim());
+	if (soft >= want) return null;
+	return Number(execFileSync("bash", ["-c", "ulimit -Hn"]).toString().trim());
+}
+
+function runClient(baseUrl, showID, connections, durationS) {
+	const limit = raiseFdLimit([connections]);
+	const client = path.join(__dirname, "surge-client.js");
+	const args = [client, baseUrl, showID, String(connections), String(durationS)];
+	const child = limit
+		? spawn("bash", ["-c", `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, ...args])
+		: spawn(process.execPath, args);
+	let out = "";
+	let err = "";
+	child.stdout.on("data", d => (out += d));
+	child.stderr.on("data", d => (err += d));
+	return new Promise((resolve, reject) =>
+		child.on("exit", code =>
+			code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load client: ${err}`))
+		)
+	);
+}
+
+async function operatorNode(transporter, namespace) {
+	const operator = new ServiceBroker({
+		namespace,
+		nodeID: `surge-operator-${process.pid}`,
+		transporter,
+		logger: false
+	});
+	await operator.start();
+	await operator.waitForServices(["shows"], 30000);
+	return operator;
+}
+
+/** Seats held by live, unconfirmed holds of the show. */
+async function heldSeats(operator, showID) {
+	const holds = await operator.call("shows.holds", { showID });
+	return holds.reduce((sum, h) => sum + h.count, 0);
+}
+
+async function startShape(kind) {
+	const env = { CHECKOUT_TIMEOUT_MS: String(CHECKOUT_TIMEOUT_MS) };
+	if (kind === "embedded") {
+		const nats = await startNats();
+		const namespace = `surge-${process.pid}`;
+		const target = await procs.startEmbedded({
+			env: { ...env, TRANSPORTER: nats.url, NAMESPACE: namespace }
+		});
+		const stop = target.stop;
+		target.stop = async () => {
+			await stop();
+			await nats.stop();
+		};
+		return { target, operator: await operatorNode(nats.url, namespace) };
+	}
+	const target = await procs.startCluster({ env });
+	return { target, operator: await operatorNode(target.transporter, target.namespace) };
+}
+
+async function runShape(kind, opts) {
+	log(`${kind}: starting`);
+	const { target, operator } = await startShape(kind);
+	const rows = [];
+	try {
+		for (const connections of opts.connections) {
+			const show = await operator.call("shows.create", {
+				name: `Surge ${connections}`,
+				houseSize: SEATS
+			});
+			log(`${kind}: ${connections} connections for ${opts.durationS} s`);
+			const load = await runClient(target.baseUrl, show._id, connections, opts.durationS);
+			const endedAt = Date.now();
+			const heldAtEnd = await heldSeats(operator, show._id);
+			await sleep(Math.max(0, endedAt + SETTLE_MS - Date.now()));
+			const heldAfter = await heldSeats(operator, show._id);
+			rows.push({ kind, ...load, heldAtEnd, heldAfter });
+			log(`${kind}: ${JSON.stringify(rows.at(-1))}`);
+		}
+	} finally {
+		await operator.stop();
+		await target.stop();
+	}
+	return rows;
+}
+
+function verdicts(rows) {
+	const out = [];
+	for (const kind of [...new Set(rows.map(r => r.kind))]) {
+		const of = rows.filter(r => r.kind === kind);
+		const most = of.reduce((a, b) => (b.connections > a.connections ? b : a));
+		const best = Math.max(...of.filter(r => r.connections <= 256).map(r => r.bookingsPerS));
+		const check = (what, pass) => out.push({ kind, what, pass });
+		check(
+			`bookings/s at ${most.connections} ≥ ${TARGETS.goodput}× the best of 32 and 256 (${most.bookingsPerS} vs ${best})`,
+			most.bookingsPerS >= TARGETS.goodput * best
+		);
+		check(
+			`p99 of 201s at ${most.connections} ≤ ${TARGETS.bookedP99Ms} ms (${most.booked.p99})`,
+			most.booked.p99 !== null && most.booked.p99 <= TARGETS.bookedP99Ms
+		);
+		check(
+			`refusals' p99 ≤ ${TARGETS.refusedP99Ms} ms in every row`,
+			of.every(r => r.refused.p99 === null || r.refused.p99 <= TARGETS.refusedP99Ms)
+		);
+		check(
+			`GET / p99 ≤ ${TARGETS.getRootP99Ms} ms in every row`,
+			of.every(r => r.getRoot.p99 !== null && r.getRoot.p99 <= TARGETS.getRootP99Ms)
+		);
+		check(
+			"0 seats withheld CHECKOUT_TIMEOUT_MS + 5 s after each surge",
+			of.every(r => r.heldAfter === 0)
+		);
+	}
+	return out;
+}
+
+function report(rows) {
+	const lines = [
+		"| shape | connections | bookings/s | 201 p50 | 201 p99 | refusals p99 | 503s with Retry-After | GET / p99 | held at end | held +15 s | answers |",
+		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+	];
+	const ms = x => (x === null ? "–" : `${x} ms`);
+	for (const r of rows)
+		lines.push(
+			`| ${r.kind} | ${r.connections} | ${r.bookingsPerS} | ${ms(r.booked.p50)} | ${ms(r.booked.p99)} | ` +
+				`${ms(r.refused.p99)} | ${r.busyWithRetryAfter === null ? "–" : `${Math.round(r.busyWithRetryAfter * 100)}%`} | ` +
+				`${ms(r.getRoot.p99)} | ${r.heldAtEnd} | ${r.heldAfter} | ` +
+				`${Object.entries(r.statuses)
+					.map(([s, n]) => `${s}: ${n}`)
+					.join(", ")} |`
+		);
+	lines.push("");
+	for (const v of verdicts(rows))
+		lines.push(`- ${v.pass ? "met" : "MISSED"}: ${v.kind}, ${v.what}`);
+	return lines.join("\n") + "\n";
+}
+
+async function surge(opts) {
+	const rows = [];
+	for (const kind of opts.kinds) rows.push(...(await runShape(kind, opts)));
+	return { rows, verdicts: verdicts(rows), report: report(rows) };
+}
+
+function parse(argv) {
+	const opts = { kinds: ["embedded", "cluster"], durationS: 8, connections: CONNECTIONS };
+	for (let i = 0; i < argv.length; i++) {
+		if (argv[i] === "--only") opts.kinds = argv[++i].split(",");
+		else if (argv[i] === "--duration") opts.durationS = Number(argv[++i]);
+		else if (argv[i] === "--connections") opts.connections = argv[++i].split(",").map(Number);
+		else throw new Error(`unknown option ${argv[i]}`);
+	}
+	return opts;
+}
+
+if (require.main === module)
+	procs.runMain(async () => {
+		const args = process.argv.slice(2);
+		procs.useCodeFromArgs(args);
+		const result = await surge(parse(args));
+		process.stdout.write(result.report);
+	});
+
+module.exports = { surge };
