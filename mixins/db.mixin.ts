@@ -26,7 +26,7 @@ import type {
 
 export { defaultStoreSettings };
 
-export interface DbMixinOptions extends StoreLayout {
+interface DbMixinOptions extends StoreLayout {
 	/** Documents to insert into an empty store. */
 	seed?: () => Record<string, unknown>[];
 }

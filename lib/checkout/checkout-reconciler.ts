@@ -62,7 +62,7 @@ export async function listSeatRelease(
 }
 
 /** Gives a canceled reservation's seats back and takes the release off the to-do list. */
-export async function releaseCanceledSeats(
+async function releaseCanceledSeats(
 	host: Pick<ReconcilerHost, "broker" | "side">,
 	id: string,
 	showID: string

@@ -43,7 +43,7 @@ export interface BookingAnswer {
 }
 
 /** What the saga needs from the service that runs it. */
-export interface SagaHost {
+interface SagaHost {
 	broker: ServiceBroker;
 	logger: { warn(...args: unknown[]): void };
 }
@@ -72,7 +72,7 @@ function isClientError(err: unknown): boolean {
 	return code >= 400 && code < 500 && !(err as { retryable?: boolean }).retryable;
 }
 
-export function bookingAnswer(reservation: Reservation): BookingAnswer {
+function bookingAnswer(reservation: Reservation): BookingAnswer {
 	return {
 		success: true,
 		_id: reservation._id,
@@ -134,7 +134,7 @@ export async function runCheckout(
 	return resumeCheckout(host, ctx, checkoutId, fingerprint, { shared: true, resume: true });
 }
 
-export interface AttemptOptions {
+interface AttemptOptions {
 	/**
 	 * The checkout id comes from an Idempotency-Key, so another request may run this checkout at
 	 * the same time: its reservation is recorded only once seats are held, never taken back.
@@ -144,7 +144,7 @@ export interface AttemptOptions {
 	resume?: boolean;
 }
 
-export async function resumeCheckout(
+async function resumeCheckout(
 	host: SagaHost,
 	ctx: Context<CheckoutParams, CheckoutMeta>,
 	checkoutId: string,
@@ -252,7 +252,7 @@ async function failQuietly(host: SagaHost, id: string, reason: string): Promise<
  * Gives back a hold this checkout may have (never sold seats). Resolves to where its seats stood,
  * as shows answered, or null when shows could not be asked now.
  */
-export async function releaseQuietly(
+async function releaseQuietly(
 	host: SagaHost,
 	showID: string,
 	holdId: string

@@ -23,8 +23,12 @@ export function keyWindowMs(hours: number): number {
 	return hours * HOUR_MS;
 }
 
-/** A booking made before key records existed, whose id was derived from the key. */
-export interface LegacyBooking {
+/**
+ * A booking made before key records existed, whose id was derived from the key. Remove (with
+ * `legacyId` in the saga) in release 1.2.0: a key lives IDEMPOTENCY_KEY_HOURS, so once 1.1.0 has run
+ * that long, no such booking can be asked for again.
+ */
+interface LegacyBooking {
 	_id: string;
 	fingerprint: string;
 	createdAt: number;

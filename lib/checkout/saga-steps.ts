@@ -7,7 +7,7 @@
 import type { ServiceBroker } from "moleculer";
 import type { HoldState } from "../common/types";
 
-export interface SagaStep {
+interface SagaStep {
 	/** The action the step calls, with the checkout id as its idempotency key. */
 	action: string;
 	/** The action that undoes the step before the pivot; none after it (forward only). */
@@ -44,7 +44,7 @@ export const CHECKOUT_STEPS = {
 /** A failed checkout is recorded so: its key then answers 409 instead of booking again. */
 export const FAIL_CHECKOUT = "reservations.fail";
 
-export type SettleResult = "confirmed" | "failed";
+type SettleResult = "confirmed" | "failed";
 
 /**
  * A checkout whose orchestrator vanished, settled by where its seats stand. Undoing the hold with

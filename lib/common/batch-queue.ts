@@ -9,7 +9,7 @@
  */
 export type Outcome<Out> = { ok: true; value: Out } | { ok: false; error: unknown };
 
-export interface BatchQueue<In, Out> {
+interface BatchQueue<In, Out> {
 	/** Queues `input` under `key`; settles with its own outcome from the batch it ran in. */
 	push(key: string, input: In): Promise<Out>;
 	/** Inputs waiting or running, over all keys. */

@@ -219,6 +219,6 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 	};
 }
 
-export type AppConfig = ReturnType<typeof loadAppConfig>;
+type AppConfig = ReturnType<typeof loadAppConfig>;
 
 export const appConfig: AppConfig = loadAppConfig();

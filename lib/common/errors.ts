@@ -19,7 +19,6 @@ export const ErrorTypes = {
 	TOO_MANY_TICKETS: "TOO_MANY_TICKETS",
 	STORE_CONFLICT: "STORE_CONFLICT",
 	STORE_UNAVAILABLE: "STORE_UNAVAILABLE",
-	SHOW_BUSY: "SHOW_BUSY",
 	CHECKOUT_DEADLINE_PASSED: "CHECKOUT_DEADLINE_PASSED",
 	SERVER_BUSY: "SERVER_BUSY"
 } as const;
@@ -177,15 +176,5 @@ export function storeUnavailable() {
 		"the store cannot be reached from this node; try again",
 		503,
 		ErrorTypes.STORE_UNAVAILABLE
-	);
-}
-
-/** The show's write queue did not free up in time: answer 503 rather than queue without bound. */
-export function showBusy(showID: string) {
-	return new MoleculerRetryableError(
-		`show ${showID} is busy; try again`,
-		503,
-		ErrorTypes.SHOW_BUSY,
-		{ showID }
 	);
 }

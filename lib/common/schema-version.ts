@@ -10,7 +10,7 @@ import type { Context, Middleware } from "moleculer";
 export const SCHEMA_VERSION = 2;
 
 /** The version a document or packet was written at: missing means the release before versions. */
-export function schemaVersionOf(carrier: { schemaVersion?: unknown } | null | undefined): number {
+function schemaVersionOf(carrier: { schemaVersion?: unknown } | null | undefined): number {
 	const version = carrier?.schemaVersion;
 	return typeof version === "number" && Number.isInteger(version) && version > 0 ? version : 1;
 }

@@ -6,7 +6,7 @@ type ValidationErrors = { type: string; expected: unknown; actual: unknown }[];
  * A fastest-validator `custom` check: at most `max` characters (Unicode code points), as JSON
  * Schema's maxLength counts them; the validator's own `max` counts UTF-16 units.
  */
-export function atMostChars(max: number) {
+function atMostChars(max: number) {
 	return (value: unknown, errors: { type: string; expected: number; actual: number }[]) => {
 		if (typeof value === "string") {
 			const chars = [...value].length;
@@ -39,7 +39,7 @@ const LONE_SURROGATE = /\p{Cs}/u;
 const VISIBLE = /[\p{L}\p{N}\p{P}\p{S}]/u;
 
 /** Why `text` is not a plain name, or null when it is one. */
-export function nameProblem(text: string): string | null {
+function nameProblem(text: string): string | null {
 	if (LONE_SURROGATE.test(text)) return "no lone surrogates";
 	if (CONTROL_CHARS.test(text)) return "no control characters";
 	if (LINE_SEPARATORS.test(text)) return "no line or paragraph separators";

@@ -31,7 +31,7 @@ export interface HoldView {
 	expiresAt: number | null;
 }
 
-export type ReservationStatus = "pending" | "confirmed" | "failed" | "canceled";
+type ReservationStatus = "pending" | "confirmed" | "failed" | "canceled";
 
 export interface Reservation {
 	_id: string;

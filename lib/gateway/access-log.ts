@@ -6,7 +6,7 @@
  * `exit`) and on an uncaught exception, so a crash does not lose the lines that led to it; only a
  * SIGKILL loses the last `flushMs` of lines.
  */
-export interface AccessLogOptions {
+interface AccessLogOptions {
 	/** Longest a line waits in the buffer. */
 	flushMs: number;
 	/** A buffer this large is written at once. */
@@ -15,7 +15,7 @@ export interface AccessLogOptions {
 	write?: (text: string) => void;
 }
 
-export interface AccessLog {
+interface AccessLog {
 	/** Buffers one line (without its newline). */
 	line(text: string): void;
 	/** Writes what is buffered, now. */

@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { serverBusy } from "../common/errors";
 import { sendErrorAnswer } from "./error-answers";
 
-export interface AdmissionOptions {
+interface AdmissionOptions {
 	/** Checkouts this node runs at once. */
 	concurrency: number;
 	/** Checkouts that may wait for a slot; 0: none wait. */

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import type { ServerResponse } from "node:http";
 import path from "node:path";
 
-export const PAGE_CSP = [
+const PAGE_CSP = [
 	"default-src 'none'",
 	"script-src 'self'",
 	"style-src 'self'",

@@ -11,7 +11,7 @@ import type { Context } from "moleculer";
 import { Errors } from "moleculer";
 import type { PublicShow } from "../common/types";
 
-export interface EventStreamOptions {
+interface EventStreamOptions {
 	/** Open streams this node serves at most; beyond it, 503 with Retry-After. */
 	maxStreams: number;
 	/** Open streams one client address gets at most, so that one client cannot take them all. */
@@ -33,10 +33,10 @@ export interface EventStreamOptions {
 }
 
 /** moleculer-web puts the request's context on it. */
-export type StreamRequest = IncomingMessage & { $ctx?: Context };
+type StreamRequest = IncomingMessage & { $ctx?: Context };
 
 /** The part of a show a change event carries. */
-export type SeatChange = Pick<PublicShow, "_id" | "reserved" | "available">;
+type SeatChange = Pick<PublicShow, "_id" | "reserved" | "available">;
 
 export interface EventStream {
 	/** Serves one GET /events request; throws a 503 error when the node has no room for it. */
@@ -54,7 +54,7 @@ export interface EventStream {
 }
 
 /** Shows in a snapshot at most (as GET /'s largest page); the total says when there are more. */
-export const SNAPSHOT_LIMIT = 1000;
+const SNAPSHOT_LIMIT = 1000;
 /** A client that reads this far behind is cut off; it comes back with Last-Event-ID. */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 /** The reconnection delay EventSource is told to use. */
@@ -66,7 +66,7 @@ interface Backlogged {
 	frame: string;
 }
 
-export function tooManyStreams(max: number, whose = "this node already serves") {
+function tooManyStreams(max: number, whose = "this node already serves") {
 	return new Errors.MoleculerError(
 		`${whose} ${max} event streams; try again shortly`,
 		503,

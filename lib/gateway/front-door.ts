@@ -32,7 +32,7 @@ export interface FrontDoor {
 }
 
 /** What the door needs to know: the sold-out door's settings and how warm reads are answered. */
-export type FrontDoorOptions = Omit<SoldOutDoor, "rateLimit" | "failed"> &
+type FrontDoorOptions = Omit<SoldOutDoor, "rateLimit" | "failed"> &
 	Pick<ReadOptions, "pageSize" | "maxAgeSeconds"> & {
 		/** The public routes, from the route table: nothing else gets past the door. */
 		routes: readonly PublicRoute[];

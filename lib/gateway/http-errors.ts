@@ -50,7 +50,7 @@ const REFUSAL_NAMES: Record<number, string> = {
  * A refusal the gateway decides before any action runs (the front door, Node's parser): its status
  * is answered as it is, where an action's unlisted 4xx becomes 422.
  */
-export class GatewayRefusal extends Errors.MoleculerClientError {
+class GatewayRefusal extends Errors.MoleculerClientError {
 	constructor(status: number, type: string, message: string) {
 		super(message, status, type);
 		this.name = REFUSAL_NAMES[status] ?? "Error";

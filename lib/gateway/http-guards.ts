@@ -15,6 +15,18 @@ const { MoleculerClientError } = Errors;
 
 export type RequestWithParams = IncomingMessage & { $params?: Record<string, unknown> };
 
+/** Answers a refusal the door decides itself (lib/gateway/error-answers.ts writes it). */
+function refuse(
+	req: IncomingMessage,
+	res: ServerResponse,
+	status: number,
+	type: string,
+	message: string
+): true {
+	sendErrorAnswer(req, res, httpRefusal(status, type, message));
+	return true;
+}
+
 /** How long a client that is still sending gets to read our answer before the connection goes. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -93,47 +105,33 @@ export function guardAndLog(
 	// Node's own refusal of an HTTP/1.1 request without Host is empty; this one is JSON.
 	if (req.httpVersion === "1.1" && !req.headers.host) {
 		closeAfterAnswer(req, res);
-		sendErrorAnswer(
-			req,
-			res,
-			httpRefusal(400, "BAD_REQUEST", "the request has no Host header")
-		);
-		return true;
+		return refuse(req, res, 400, "BAD_REQUEST", "the request has no Host header");
 	}
 	const route = routeOf(routes, path);
 	if (!route) {
 		// A body sent to no route is not worth reading (a 10 GB one would be, to the end).
 		if (Number(req.headers["content-length"]) > 0 || req.headers["transfer-encoding"])
 			closeAfterAnswer(req, res);
-		sendErrorAnswer(req, res, httpRefusal(404, "NOT_FOUND", "not found"));
-		return true;
+		return refuse(req, res, 404, "NOT_FOUND", "not found");
 	}
 	const method = req.method ?? "";
 	if (method === "OPTIONS" && answerPreflight(req, res, route.methods)) return true;
 	if (!(route.methods as string[]).includes(method)) {
 		res.setHeader("Allow", route.methods.join(", "));
-		sendErrorAnswer(
+		return refuse(
 			req,
 			res,
-			httpRefusal(
-				405,
-				"METHOD_NOT_ALLOWED",
-				`${route.route} answers ${route.methods.join(", ")}`
-			)
+			405,
+			"METHOD_NOT_ALLOWED",
+			`${route.route} answers ${route.methods.join(", ")}`
 		);
-		return true;
 	}
 	dropStrayConditionals(req, route);
 
 	const length = Number(req.headers["content-length"] ?? 0);
 	if (length > appConfig.bodyLimitBytes) {
 		closeAfterAnswer(req, res);
-		sendErrorAnswer(
-			req,
-			res,
-			httpRefusal(413, "PAYLOAD_TOO_LARGE", "request body is too large")
-		);
-		return true;
+		return refuse(req, res, 413, "PAYLOAD_TOO_LARGE", "request body is too large");
 	}
 	if (length > 0 || req.headers["transfer-encoding"] !== undefined) awaitBody(req, res);
 	return false;
@@ -173,18 +171,8 @@ function watchBodies(): void {
 		if (!tooLarge && now - started < appConfig.bodyTimeoutMs) continue;
 		bodiesInTransit.delete(req);
 		closeAfterAnswer(req, res);
-		if (tooLarge)
-			sendErrorAnswer(
-				req,
-				res,
-				httpRefusal(413, "PAYLOAD_TOO_LARGE", "request body is too large")
-			);
-		else
-			sendErrorAnswer(
-				req,
-				res,
-				httpRefusal(408, "REQUEST_TIMEOUT", "the request body did not arrive in time")
-			);
+		if (tooLarge) refuse(req, res, 413, "PAYLOAD_TOO_LARGE", "request body is too large");
+		else refuse(req, res, 408, "REQUEST_TIMEOUT", "the request body did not arrive in time");
 	}
 	if (bodiesInTransit.size === 0 && bodyWatch) {
 		clearInterval(bodyWatch);

@@ -17,14 +17,14 @@ export interface SchemaObject {
 	example?: unknown;
 }
 
-export interface HeaderObject {
+interface HeaderObject {
 	$ref?: string;
 	description?: string;
 	required?: boolean;
 	schema?: SchemaObject;
 }
 
-export interface ParameterObject {
+interface ParameterObject {
 	$ref?: string;
 	name?: string;
 	in?: "path" | "query" | "header";
@@ -39,13 +39,13 @@ export interface MediaTypeObject {
 	example?: unknown;
 }
 
-export interface LinkObject {
+interface LinkObject {
 	operationId: string;
 	parameters: Record<string, string>;
 	description?: string;
 }
 
-export interface ResponseObject {
+interface ResponseObject {
 	$ref?: string;
 	description?: string;
 	headers?: Record<string, HeaderObject>;

@@ -12,11 +12,11 @@ import { describeError } from "./http-errors";
 const { MoleculerClientError } = Errors;
 
 /** A checkout body is one flat object; a little room for clients that send more. */
-export const MAX_JSON_DEPTH = 8;
+const MAX_JSON_DEPTH = 8;
 /** Keys that would reach or replace an object's prototype once merged into the call's params. */
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 /** A checkout form has three fields; more than this many is not a form a person sent. */
-export const MAX_FORM_FIELDS = 100;
+const MAX_FORM_FIELDS = 100;
 /** The fields a checkout reads; a form's other fields are dropped, as JSON's are ignored. */
 const CHECKOUT_FIELDS = new Set(["showID", "name", "count"]);
 

@@ -9,7 +9,7 @@
 export type Method = "GET" | "POST" | "DELETE";
 
 /** The moleculer-web route an entry belongs to: how its body is read and what limits apply. */
-export type RouteGroup = "reads" | "checkout" | "events" | "page";
+type RouteGroup = "reads" | "checkout" | "events" | "page";
 
 export interface RouteEntry {
 	method: Method;

@@ -34,7 +34,7 @@ export function answer(value: unknown, headers: Record<string, string> = {}): Re
 }
 
 /** One page of the list, with `X-Total-Count` and a `Link` to the next page when there is one. */
-export function listAnswer(shows: PublicShow[], offset: number, limit: number): ReadAnswer {
+function listAnswer(shows: PublicShow[], offset: number, limit: number): ReadAnswer {
 	const headers: Record<string, string> = { "X-Total-Count": String(shows.length) };
 	if (offset + limit < shows.length)
 		headers.Link = `</?limit=${limit}&offset=${offset + limit}>; rel="next"`;
@@ -58,7 +58,7 @@ export function firstPageAnswer(
 }
 
 /** One show, serialised once per change of it. */
-export function showAnswer(cache: ShowListCache, show: PublicShow): ReadAnswer {
+function showAnswer(cache: ShowListCache, show: PublicShow): ReadAnswer {
 	let cached = cache.answers.get(show._id);
 	if (!cached) {
 		cached = answer(show);
@@ -82,7 +82,7 @@ export interface ReadMeta {
 }
 
 /** A read answer as an action returns it: the bytes, or nothing with a 304. */
-export function actionRead(meta: ReadMeta, read: ReadAnswer, maxAgeSeconds: number): Buffer | null {
+function actionRead(meta: ReadMeta, read: ReadAnswer, maxAgeSeconds: number): Buffer | null {
 	meta.$responseHeaders = {
 		...read.headers,
 		ETag: read.etag,
@@ -97,7 +97,7 @@ export function actionRead(meta: ReadMeta, read: ReadAnswer, maxAgeSeconds: numb
 }
 
 /** Writes a read answer: 200 with its bytes, or 304 when the client has them. */
-export function sendRead(
+function sendRead(
 	req: IncomingMessage,
 	res: ServerResponse,
 	read: ReadAnswer,

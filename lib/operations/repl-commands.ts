@@ -21,7 +21,7 @@ interface ParsedCommand {
 	params?: unknown;
 }
 
-export interface CustomCommand {
+interface CustomCommand {
 	command: string;
 	description: string;
 	/** Extra arguments reach `action`, which answers with the usage instead of commander's error. */

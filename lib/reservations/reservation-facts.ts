@@ -25,7 +25,7 @@ export interface BookingDoc {
 }
 
 /** One fact about a reservation: `<id>:outcome` or `<id>:canceled`. */
-export interface StateDoc {
+interface StateDoc {
 	_id: string;
 	reservation: string;
 	status: "confirmed" | "failed" | "canceled";

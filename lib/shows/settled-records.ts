@@ -22,7 +22,7 @@ export interface Settled {
 	state: "confirmed" | "released";
 }
 
-export interface RecordCollection {
+interface RecordCollection {
 	insertAllOnce(docs: SeatRecord[]): Promise<void>;
 	findById<T>(id: string): Promise<T | null>;
 	find<T>(query: Record<string, unknown>, limit?: number): Promise<T[]>;
@@ -41,7 +41,7 @@ interface KnownShow {
 	released: Map<string, number>;
 }
 
-export interface SettledRecords {
+interface SettledRecords {
 	/** A write of `showID` loaded `version`; records known for another version are dropped. */
 	loaded(showID: string, version: number): void;
 	/** The write of `showID` stored records (or found them stored) before its changes. */

@@ -107,7 +107,7 @@ export function seatsInDocument(show: ShowDoc): number {
 }
 
 /** Seats held or sold at `now`: a hold past its deadline no longer counts, swept or not. */
-export function seatsTaken(show: ShowDoc, now: number): number {
+function seatsTaken(show: ShowDoc, now: number): number {
 	return show.holds.reduce(
 		(sum, h) => (isExpired(h, now) ? sum : sum + h.count),
 		show.presold + show.sold

@@ -121,14 +121,14 @@ function lineNeedsRepair(line: string): boolean {
 	return HAS_RAW_LINE_BREAK.test(line) || !readable(line);
 }
 
-export interface RepairReport {
+interface RepairReport {
 	/** Documents rewritten with their line breaks escaped (torn ones rejoined). */
 	rejoined: number;
 	/** Texts newly set aside in the quarantine file. */
 	quarantined: number;
 }
 
-export function quarantineFileOf(file: string): string {
+function quarantineFileOf(file: string): string {
 	return `${file}.quarantine`;
 }
 
@@ -197,7 +197,7 @@ export function repairDataFile(file: string, now = new Date()): RepairReport {
 }
 
 /** Texts set aside for `file` so far: the lines of its quarantine file. */
-export function quarantinedCount(file: string): number {
+function quarantinedCount(file: string): number {
 	const quarantine = quarantineFileOf(file);
 	if (!fs.existsSync(quarantine)) return 0;
 	return fs
@@ -206,7 +206,7 @@ export function quarantinedCount(file: string): number {
 		.filter(line => line !== "").length;
 }
 
-export interface StoreCheck {
+interface StoreCheck {
 	/** Texts waiting in quarantine files of this store, from this start and earlier ones. */
 	quarantined: number;
 	/** Those files' names, in the store's folder. */

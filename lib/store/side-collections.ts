@@ -9,7 +9,7 @@ import { createInsertBatcher, createRemoveBatcher } from "./group-commit";
 import type { SideCollection } from "./store-api";
 
 /** True for a unique-key violation on either store. */
-export function isDuplicateKeyError(err: unknown): boolean {
+function isDuplicateKeyError(err: unknown): boolean {
 	const e = err as { code?: number; errorType?: string };
 	return e?.code === 11000 || e?.errorType === "uniqueViolated";
 }
@@ -29,7 +29,7 @@ export async function insertedOnce(insert: () => Promise<unknown>): Promise<bool
 }
 
 /** What one store does for a side collection; `sideCollection` adds group commit on top. */
-export interface CollectionOps {
+interface CollectionOps {
 	/** Inserts all of `docs`; throws on a duplicate key (see InsertStore in group-commit.ts). */
 	insertMany(docs: object[]): Promise<unknown>;
 	duplicatesOf(err: unknown): Set<number> | null;

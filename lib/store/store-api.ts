@@ -5,7 +5,7 @@
  * looks like), implemented once for NeDB and once for MongoDB (lib/store/*-backend.ts).
  */
 
-export interface IndexSpec {
+interface IndexSpec {
 	fields: Record<string, 1 | -1>;
 	unique?: boolean;
 }

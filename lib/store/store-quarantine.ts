@@ -5,7 +5,7 @@
  */
 import type { ServiceBroker } from "moleculer";
 
-export interface QuarantineReport {
+interface QuarantineReport {
 	nodeID: string;
 	service: string;
 	quarantined: number;

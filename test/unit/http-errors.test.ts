@@ -5,7 +5,6 @@ import {
 	holdExpired,
 	idempotencyKeyReused,
 	notEnoughSeats,
-	showBusy,
 	showNotFound,
 	storeConflict,
 	tooManyTickets
@@ -40,7 +39,6 @@ describe("describeError", () => {
 		],
 		["BrokerDisconnectedError", new Errors.BrokerDisconnectedError("disconnected")],
 		["a retryable 503 such as STORE_CONFLICT", storeConflict("5b805a570cee1505a52bc75d")],
-		["a retryable 503 such as SHOW_BUSY", showBusy("5b805a570cee1505a52bc75d")],
 		["a plain 503 MoleculerError", new Errors.MoleculerError("down", 503, "DOWN")],
 		[
 			"a store the service cannot reach (MongoServerSelectionError, as it arrives over NATS)",
