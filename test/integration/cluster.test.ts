@@ -48,6 +48,27 @@ async function metricsPortBlock(size = 4): Promise<number> {
 	}
 }
 
+/** Whether every worker of a group serves its metrics, false once one says its port was taken. */
+async function metricsListen(
+	node: { output(): string },
+	base: number,
+	instances: number
+): Promise<boolean> {
+	const listening = (port: number) =>
+		new Promise<boolean>(resolve => {
+			const socket = net.connect(port, "127.0.0.1");
+			socket.once("connect", () => (socket.destroy(), resolve(true)));
+			socket.once("error", () => resolve(false));
+		});
+	for (const until = Date.now() + 60000; Date.now() < until;) {
+		if (node.output().includes("EADDRINUSE")) return false;
+		const ports = Array.from({ length: instances }, (_, i) => base + i);
+		if ((await Promise.all(ports.map(listening))).every(Boolean)) return true;
+		await new Promise(resolve => setTimeout(resolve, 200));
+	}
+	return true;
+}
+
 beforeAll(async () => {
 	cluster = await startCluster();
 	for (const [services, instances] of [
@@ -55,12 +76,20 @@ beforeAll(async () => {
 		["reservations", 2],
 		["api", 2]
 	] as const) {
-		metricsBase[services] = await metricsPortBlock();
-		await cluster.add({
-			services,
-			instances,
-			env: { METRICS_PORT: String(metricsBase[services]) }
-		});
+		// A block found free may still be taken before the workers bind it, by a test running
+		// beside this one: that group stops with a plain message, and gets another block.
+		for (let attempt = 1; ; attempt++) {
+			metricsBase[services] = await metricsPortBlock();
+			const node = await cluster.add({
+				services,
+				instances,
+				env: { METRICS_PORT: String(metricsBase[services]) }
+			});
+			if (attempt === 3 || (await metricsListen(node, metricsBase[services], instances)))
+				break;
+			await node.stop();
+			cluster.nodes.splice(cluster.nodes.indexOf(node), 1);
+		}
 	}
 	// Not healthy in time: every node's last output, so that the cause shows in the log.
 	await waitForHealthy(cluster.baseUrl, cluster.nodes[2], 60000).catch(err => {
