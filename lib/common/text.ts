@@ -35,8 +35,28 @@ const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/;
 /** Half of a UTF-16 pair without its other half: not text, and no store keeps it as it came. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
-/** Something a person sees: a letter, digit, punctuation or symbol (not spaces, marks or formats). */
-const VISIBLE = /[\p{L}\p{N}\p{P}\p{S}]/u;
+/**
+ * The characters of a name, as classes a JSON Schema pattern can carry too (lib/gateway/openapi.ts
+ * builds the document's pattern from these, so that the document and this check agree):
+ * white space as `String.prototype.trim` takes it, the refused controls and separators, and what a
+ * person does not see on its own (combining marks, zero-width and other default-ignorable ones).
+ */
+export const NAME_CLASSES = {
+	space: "\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff",
+	refused: "\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069",
+	invisible:
+		"\\u00ad\\u0300-\\u036f\\u034f\\u061c\\u115f\\u1160\\u17b4\\u17b5\\u180b-\\u180f" +
+		"\\u1ab0-\\u1aff\\u1dc0-\\u1dff\\u200b-\\u200f\\u2060-\\u206f\\u20d0-\\u20ff\\u3164" +
+		"\\ufe00-\\ufe0f\\ufe20-\\ufe2f\\uffa0\\ufff0-\\ufff8"
+};
+
+/** A character a person sees: none of the classes above (any letter, digit, mark of writing, symbol). */
+const VISIBLE = new RegExp(
+	// Combining marks are listed as code point ranges here, to be excluded one by one, not combined.
+	// eslint-disable-next-line no-misleading-character-class
+	`[^${NAME_CLASSES.space}${NAME_CLASSES.refused}${NAME_CLASSES.invisible}]`,
+	"u"
+);
 
 /** Why `text` is not a plain name, or null when it is one. */
 function nameProblem(text: string): string | null {
