@@ -11,7 +11,7 @@ import ApiGateway from "moleculer-web";
 import { appConfig } from "../lib/common/config";
 import { reservationNotFound } from "../lib/common/errors";
 import { sendErrorAnswer } from "../lib/gateway/error-answers";
-import { callActionsOnThisNode } from "../lib/gateway/moleculer-web-internals";
+import { callActionsOnThisNode, listenForCrowds } from "../lib/gateway/moleculer-web-internals";
 import { CHECKOUT_PARAMS, CHECKOUTS } from "../lib/gateway/checkout-route";
 import { openFrontDoor, type FrontDoor } from "../lib/gateway/front-door";
 import { createAdmissionGate } from "../lib/gateway/admission";
@@ -251,6 +251,11 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		const validate = this.broker.validator!.compile(CHECKOUT_PARAMS);
 		// A request runs its action here, never on another gateway node that may be leaving.
 		callActionsOnThisNode(this, this.broker.nodeID);
+		listenForCrowds(this, {
+			backlog: appConfig.listenBacklog,
+			sockets: appConfig.listenSockets,
+			failed: err => this.logger.warn("An extra listening socket failed:", err.message)
+		});
 		const table = this.settings.routeTable;
 		this.openApiDocument = buildOpenApiDocument(this.settings.maxTicketsPerOrder, table);
 		this.frontDoor = openFrontDoor(this, {

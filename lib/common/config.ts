@@ -163,6 +163,18 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		 * its deadline, and a hold made for a checkout lives until its deadline plus this.
 		 */
 		clockSkewMs: readInt(env, "CLOCK_SKEW_MS", 1000, 0, 60000),
+		/**
+		 * Connections the kernel may hold for the gateway before it accepts them (capped by
+		 * net.core.somaxconn). Node's 511 overflows when an on-sale crowd connects at once, and an
+		 * overflowed connection waits a second or more for its SYN to be sent again.
+		 */
+		listenBacklog: readInt(env, "LISTEN_BACKLOG", 4096, 1, 65535),
+		/**
+		 * Listening sockets sharing the gateway's port (SO_REUSEPORT): libuv accepts one connection
+		 * per socket per turn of the event loop, and a busy gateway turns its loop a few hundred
+		 * times a second. 1: one plain socket.
+		 */
+		listenSockets: readInt(env, "LISTEN_SOCKETS", 16, 1, 256),
 		/** Checkouts one gateway node runs at once; more wait in its queue (lib/gateway/admission.ts). */
 		admissionConcurrency: readInt(env, "ADMISSION_CONCURRENCY", 64, 1, 100000),
 		/** Checkouts that may wait for a slot; beyond, the gateway answers 503 at once. */

@@ -1,11 +1,16 @@
 /**
  * Everything the gateway uses of moleculer-web (and of Node's http server) beyond their documented
  * settings, in one place: its routes as it builds them, its request handler, its CORS writer, its
- * rate limiter's store, and the response a socket is busy with. An upgrade that changes any of them
+ * rate limiter's store, the way it listens, and the response a socket is busy with. An upgrade that changes any of them
  * fails test/unit/moleculer-web-internals.test.ts, pinned to the version below, instead of breaking
  * the front door in silence.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import {
+	createServer as createNetServer,
+	type AddressInfo,
+	type Server as NetServer
+} from "node:net";
 import type { Duplex } from "node:stream";
 import ApiGateway from "moleculer-web";
 
@@ -105,6 +110,58 @@ export function countRateLimitHit(
 	};
 	const hits = limit.store.inc(key);
 	return typeof hits === "number" ? counted(hits) : hits.then(counted);
+}
+
+/** How the gateway's server listens (lib/common/config.ts: LISTEN_BACKLOG, LISTEN_SOCKETS). */
+export interface ListenOptions {
+	/** Connections the kernel holds until they are accepted. */
+	backlog: number;
+	/** Listening sockets on the one port; more than 1 needs SO_REUSEPORT (Linux). */
+	sockets: number;
+	/** Told when an extra socket could not listen (the first one serves on). */
+	failed?: (err: Error) => void;
+}
+
+/**
+ * Has the gateway's server listen on `sockets` listening sockets that share its port, each with
+ * `backlog` pending connections. libuv accepts one connection per listening socket per turn of the
+ * event loop, so a busy gateway with one socket takes a crowd in at a few hundred connections a
+ * second while the rest wait in the kernel; every extra socket hands what it accepts to the same
+ * http server. moleculer-web calls `server.listen(port, ip, callback)`, which allows neither.
+ */
+export function listenForCrowds(gateway: object, options: ListenOptions): void {
+	const server = (gateway as { server?: Server }).server;
+	if (!server) return;
+	const extra: NetServer[] = [];
+	const reusePort = options.sockets > 1;
+	const listen = server.listen.bind(server);
+	server.listen = ((port: number, host: string | undefined, callback?: () => void) => {
+		const { backlog } = options;
+		const openExtra = () => {
+			const bound = (server.address() as AddressInfo).port;
+			for (let i = 1; i < options.sockets; i++) {
+				const socket = createNetServer(connection => server.emit("connection", connection));
+				socket.on("error", err => options.failed?.(err));
+				socket.listen({ port: bound, host, backlog, reusePort: true });
+				extra.push(socket);
+			}
+			callback?.();
+		};
+		// A port taken by another process fails here as it would without SO_REUSEPORT: a second
+		// gateway started on the same port by mistake must not share its connections.
+		if (!reusePort || !port) return listen({ port, host, backlog, reusePort }, openExtra);
+		const probe = createNetServer();
+		probe.once("error", err => server.emit("error", err));
+		probe.listen({ port, host, backlog: 1 }, () =>
+			probe.close(() => listen({ port, host, backlog, reusePort }, openExtra))
+		);
+		return server;
+	}) as Server["listen"];
+	const close = server.close.bind(server);
+	server.close = ((callback?: (err?: Error) => void) => {
+		for (const socket of extra.splice(0)) socket.close();
+		return close(callback);
+	}) as Server["close"];
 }
 
 /** The response Node's http server is writing on a socket, if any (its private `_httpMessage`). */

@@ -3,6 +3,7 @@
  * there and still behave as the front door relies on. Pinned to the installed moleculer-web: an
  * upgrade fails here first, with the part that changed named.
  */
+import fs from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { ServiceBroker, type ServiceSchema } from "moleculer";
@@ -11,6 +12,7 @@ import {
 	callActionsOnThisNode,
 	countRateLimitHit,
 	gatewayRoutes,
+	listenForCrowds,
 	PINNED_MOLECULER_WEB,
 	RateLimitExceeded,
 	responseOnSocket,
@@ -169,4 +171,78 @@ it("lets the server's socket name the response it is writing (Node's _httpMessag
 		res.end();
 	});
 	expect(same).toBe(true);
+});
+
+/** Sockets listening on `port` now, from the kernel's table (Linux). */
+function listeningSockets(port: number): number {
+	const hex = port.toString(16).toUpperCase().padStart(4, "0");
+	return ["/proc/net/tcp", "/proc/net/tcp6"]
+		.filter(file => fs.existsSync(file))
+		.flatMap(file => fs.readFileSync(file, "utf8").split("\n").slice(1))
+		.map(line => line.trim().split(/\s+/))
+		.filter(([, local, , state]) => local?.endsWith(`:${hex}`) && state === "0A").length;
+}
+
+/** A gateway on its own broker, listening as `listenForCrowds` has it, on `port` (0: any). */
+function crowdGateway(port: number, sockets: number) {
+	const own = new ServiceBroker({ logger: false });
+	own.createService({
+		name: "probe",
+		actions: { hello: { params: {}, handler: () => ({ hello: true }) } }
+	});
+	const web = own.createService({
+		name: "web",
+		mixins: [ApiGateway as unknown as ServiceSchema],
+		settings: {
+			port,
+			ip: "127.0.0.1",
+			routes: [
+				{ path: "", mappingPolicy: "restrict", aliases: { "GET /hello": "probe.hello" } }
+			]
+		}
+	});
+	listenForCrowds(web, { backlog: 1024, sockets });
+	const server = (web as unknown as { server: http.Server }).server;
+	return { broker: own, port: () => (server.address() as AddressInfo).port };
+}
+
+describe("listenForCrowds", () => {
+	it("listens on as many sockets as asked, on one port, every one answered by the gateway", async () => {
+		const gateway = crowdGateway(0, 4);
+		await gateway.broker.start();
+		const port = gateway.port();
+		try {
+			expect(listeningSockets(port)).toBe(4);
+			// Fresh connections, spread by the kernel over the sockets.
+			const answers = await Promise.all(
+				Array.from({ length: 40 }, () =>
+					fetch(`http://127.0.0.1:${port}/hello`, {
+						headers: { connection: "close" }
+					}).then(res => res.json())
+				)
+			);
+			expect(answers).toEqual(Array(40).fill({ hello: true }));
+		} finally {
+			await gateway.broker.stop();
+		}
+		expect(listeningSockets(port)).toBe(0);
+	});
+
+	it("refuses a port another gateway already listens on, as one socket would", async () => {
+		const first = crowdGateway(0, 4);
+		await first.broker.start();
+		const second = crowdGateway(first.port(), 4);
+		// moleculer-web ends the process on a listening error; here it is only recorded.
+		const fatal = new Promise<unknown>(resolve => {
+			second.broker.fatal = ((_message: string, err: unknown) => resolve(err)) as never;
+		});
+		void second.broker.start().catch(() => undefined);
+		try {
+			expect(await fatal).toMatchObject({ code: "EADDRINUSE" });
+			expect(listeningSockets(first.port())).toBe(4);
+		} finally {
+			await second.broker.stop().catch(() => undefined);
+			await first.broker.stop();
+		}
+	});
 });
