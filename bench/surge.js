@@ -4,7 +4,9 @@
  * over NATS) and as a cluster. The load client runs in a process of its own (bench/surge-client.js)
  * and records latency by status. Per row: bookings/s; p50 and p99 of the 201 answers only; p99 of
  * the refusals; the share of 503s with Retry-After; GET / p99 under the load; the seats held by
- * checkouts nobody waits for any more, at the surge's end and CHECKOUT_TIMEOUT_MS + 5 s later.
+ * checkouts nobody waits for any more, at the surge's end and CHECKOUT_TIMEOUT_MS + 5 s later; the
+ * CPU of the system's processes and of the client, and the client's own event-loop lag. The crowd
+ * honours Retry-After; one more row at the most connections retries at once instead.
  *
  *   node bench/surge.js [--only embedded|cluster] [--duration 8] [--connections 32,256] [--ref <git ref>]
  * Also run by `npm run bench -- --only surge` (not in the default run: about 4 minutes).
@@ -32,6 +34,18 @@ const TARGETS = {
 
 const log = msg =>
 	process.stderr.write(`[surge ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); 0 elsewhere. */
+function cpuSeconds(pid) {
+	try {
+		const stat = require("node:fs").readFileSync(`/proc/${pid}/stat`, "utf8");
+		const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+		return (Number(rest[11]) + Number(rest[12])) / 100;
+	} catch {
+		return 0;
+	}
+}
+const systemCpu = target => target.processes.reduce((sum, p) => sum + cpuSeconds(p.child.pid), 0);
+
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
 
 /** Enough file descriptors for the most connections, on both ends, and then some. */
@@ -42,10 +56,11 @@ function raiseFdLimit(connections) {
 	return Number(execFileSync("bash", ["-c", "ulimit -Hn"]).toString().trim());
 }
 
-function runClient(baseUrl, showID, connections, durationS) {
+function runClient(baseUrl, showID, connections, durationS, crowd) {
 	const limit = raiseFdLimit([connections]);
 	const client = path.join(__dirname, "surge-client.js");
 	const args = [client, baseUrl, showID, String(connections), String(durationS)];
+	if (crowd === "impatient") args.push("ignore-retry-after");
 	const child = limit
 		? spawn("bash", ["-c", `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, ...args])
 		: spawn(process.execPath, args);
@@ -97,23 +112,44 @@ async function startShape(kind) {
 	return { target, operator: await operatorNode(target.transporter, target.namespace) };
 }
 
+/**
+ * Each connection count with a crowd that honours Retry-After, as the box office does, and the
+ * most connections once more with a crowd that retries at once (reported, not held to a target).
+ */
+function rowsOf(connections) {
+	const most = Math.max(...connections);
+	return [
+		...connections.map(c => ({ connections: c, crowd: "patient" })),
+		{ connections: most, crowd: "impatient" }
+	];
+}
+
 async function runShape(kind, opts) {
 	log(`${kind}: starting`);
 	const { target, operator } = await startShape(kind);
 	const rows = [];
 	try {
-		for (const connections of opts.connections) {
+		for (const { connections, crowd } of rowsOf(opts.connections)) {
 			const show = await operator.call("shows.create", {
 				name: `Surge ${connections}`,
 				houseSize: SEATS
 			});
-			log(`${kind}: ${connections} connections for ${opts.durationS} s`);
-			const load = await runClient(target.baseUrl, show._id, connections, opts.durationS);
+			log(`${kind}: ${connections} ${crowd} connections for ${opts.durationS} s`);
+			const cpuBefore = systemCpu(target);
+			const load = await runClient(
+				target.baseUrl,
+				show._id,
+				connections,
+				opts.durationS,
+				crowd
+			);
+			const systemCores =
+				Math.round(((systemCpu(target) - cpuBefore) / load.seconds) * 100) / 100;
 			const endedAt = Date.now();
 			const heldAtEnd = await heldSeats(operator, show._id);
 			await sleep(Math.max(0, endedAt + SETTLE_MS - Date.now()));
 			const heldAfter = await heldSeats(operator, show._id);
-			rows.push({ kind, ...load, heldAtEnd, heldAfter });
+			rows.push({ kind, crowd, ...load, systemCores, heldAtEnd, heldAfter });
 			log(`${kind}: ${JSON.stringify(rows.at(-1))}`);
 		}
 	} finally {
@@ -126,7 +162,7 @@ async function runShape(kind, opts) {
 function verdicts(rows) {
 	const out = [];
 	for (const kind of [...new Set(rows.map(r => r.kind))]) {
-		const of = rows.filter(r => r.kind === kind);
+		const of = rows.filter(r => r.kind === kind && r.crowd === "patient");
 		const most = of.reduce((a, b) => (b.connections > a.connections ? b : a));
 		const best = Math.max(...of.filter(r => r.connections <= 256).map(r => r.bookingsPerS));
 		const check = (what, pass) => out.push({ kind, what, pass });
@@ -156,18 +192,18 @@ function verdicts(rows) {
 
 function report(rows) {
 	const lines = [
-		"| shape | connections | bookings/s | 201 p50 | 201 p99 | refusals p99 | 503s with Retry-After | GET / p99 | held at end | held +15 s | answers |",
-		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+		"| shape | connections | crowd | bookings/s | 201 p50 | 201 p99 | refusals p99 | 503s with Retry-After | GET / p99 | held at end | held +15 s | answers | CPU system / client, client lag p99 |",
+		"|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
 	];
 	const ms = x => (x === null ? "–" : `${x} ms`);
 	for (const r of rows)
 		lines.push(
-			`| ${r.kind} | ${r.connections} | ${r.bookingsPerS} | ${ms(r.booked.p50)} | ${ms(r.booked.p99)} | ` +
+			`| ${r.kind} | ${r.connections} | ${r.crowd} | ${r.bookingsPerS} | ${ms(r.booked.p50)} | ${ms(r.booked.p99)} | ` +
 				`${ms(r.refused.p99)} | ${r.busyWithRetryAfter === null ? "–" : `${Math.round(r.busyWithRetryAfter * 100)}%`} | ` +
 				`${ms(r.getRoot.p99)} | ${r.heldAtEnd} | ${r.heldAfter} | ` +
 				`${Object.entries(r.statuses)
 					.map(([s, n]) => `${s}: ${n}`)
-					.join(", ")} |`
+					.join(", ")} | ${r.systemCores} / ${r.clientCores}, ${ms(r.clientLagP99)} |`
 		);
 	lines.push("");
 	for (const v of verdicts(rows))

@@ -4,8 +4,11 @@
  * rest at once with 503 SERVER_BUSY and a jittered Retry-After. Past the stores' capacity, more
  * checkouts in flight only make every one of them slower (and time out after their work was done);
  * refusing the excess early keeps the admitted ones fast and tells the others when to come back.
- * A checkout that would not get in within the longest wait, judging by how long checkouts take now
- * (Little's law), is refused at once rather than after waiting for nothing.
+ * A checkout that would not get in within half the longest wait, judging by how long checkouts take
+ * now (Little's law), is refused at once rather than after waiting for nothing; the other half is
+ * the margin that keeps a late refusal rare. Refused buyers are told to return no faster than this
+ * node books: once as many have been sent to one second as it books in a second, the next are sent
+ * to a later one, so that a crowd's retries come back spread over the seconds it takes to serve.
  * Why a gate of our own rather than Moleculer's bulkhead: see docs/design.md "Admission control".
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -19,7 +22,7 @@ interface AdmissionOptions {
 	queueSize: number;
 	/** Longest a checkout waits in the queue before it is refused. */
 	maxWaitMs: number;
-	/** A refusal's Retry-After, in seconds: from this up to twice this, at random. */
+	/** A refusal's Retry-After, in seconds: from this up to twice this, at random, or later. */
 	retryAfterS: number;
 	/** Called on each refusal (the gateway counts it). */
 	refused?: () => void;
@@ -47,6 +50,10 @@ interface Waiter {
 
 /** Weight of the newest checkout in the moving average of how long one takes. */
 const SMOOTHING = 0.1;
+/** Share of the longest wait that the expected wait of a newcomer may take. */
+const QUEUE_MARGIN = 0.5;
+/** The latest a refused buyer is told to return, in seconds. */
+const LATEST_RETRY_S = 60;
 
 export function createAdmissionGate(options: AdmissionOptions): AdmissionGate {
 	const random = options.random ?? Math.random;
@@ -55,11 +62,26 @@ export function createAdmissionGate(options: AdmissionOptions): AdmissionGate {
 	/** How long a checkout holds its slot, as a moving average (0 until one has finished). */
 	let slotMs = 0;
 	const queue: Waiter[] = [];
+	/** Refused buyers told to return in each coming second (the key: a second since the epoch). */
+	const returning = new Map<number, number>();
 
-	/** Retries spread over [retryAfterS, 2 × retryAfterS] so that refused clients do not return together. */
+	/** Checkouts this node finishes in a second, at the pace they take now. */
+	const bookedPerSecond = () =>
+		slotMs > 0 ? (options.concurrency * 1000) / slotMs : options.concurrency;
+
+	/**
+	 * A Retry-After from [retryAfterS, 2 × retryAfterS] at random, so that refused clients do not
+	 * return together, or the first later second that has room for one more returning buyer.
+	 */
 	const refusal = () => {
 		options.refused?.();
-		return serverBusy(options.retryAfterS + Math.floor(random() * (options.retryAfterS + 1)));
+		const second = Math.floor(now() / 1000);
+		for (const [at] of returning) if (at <= second) returning.delete(at);
+		const room = Math.max(1, Math.floor(bookedPerSecond()));
+		let wait = options.retryAfterS + Math.floor(random() * (options.retryAfterS + 1));
+		while (wait < LATEST_RETRY_S && (returning.get(second + wait) ?? 0) >= room) wait++;
+		returning.set(second + wait, (returning.get(second + wait) ?? 0) + 1);
+		return serverBusy(wait);
 	};
 
 	/** The wait of the `position`-th in the queue, at the rate slots free up now. */
@@ -82,9 +104,12 @@ export function createAdmissionGate(options: AdmissionOptions): AdmissionGate {
 		};
 	}
 
+	// Until a checkout has finished, how long one takes is unknown: one round of waiters at most.
 	const full = () =>
 		running >= options.concurrency &&
-		(queue.length >= options.queueSize || expectedWaitMs(queue.length + 1) > options.maxWaitMs);
+		(queue.length >= options.queueSize ||
+			(slotMs === 0 && queue.length >= options.concurrency) ||
+			expectedWaitMs(queue.length + 1) > options.maxWaitMs * QUEUE_MARGIN);
 
 	return {
 		enter() {

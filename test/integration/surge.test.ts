@@ -96,7 +96,7 @@ describe("embedded", () => {
 			env: {
 				CHECKOUT_TIMEOUT_MS: String(CHECKOUT_TIMEOUT_MS),
 				SWEEP_INTERVAL_MS: "500",
-				ADMISSION_CONCURRENCY: "2",
+				ADMISSION_CONCURRENCY: "8",
 				ADMISSION_QUEUE: "2",
 				ADMISSION_QUEUE_WAIT_MS: "1000"
 			}

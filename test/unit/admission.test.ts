@@ -1,7 +1,7 @@
 /**
  * The gateway's admission gate for checkouts (lib/gateway/admission.ts): a concurrency limit, a
  * short FIFO queue with a longest wait, and an immediate 503 SERVER_BUSY with a jittered wait
- * beyond them.
+ * beyond them, later when many refused buyers are already due back.
  */
 import { createAdmissionGate, type Release } from "../../lib/gateway/admission";
 import { describeError } from "../../lib/gateway/http-errors";
@@ -83,6 +83,41 @@ describe("admission gate", () => {
 		expect(await settledYet(next)).toBe(true);
 		await expect(next).rejects.toMatchObject({ code: 503, type: "SERVER_BUSY" });
 		expect(g.load()).toEqual({ running: 1, waiting: 0 });
+	});
+
+	it("queues one round of checkouts at most until one has finished and their pace is known", async () => {
+		const g = gate({ concurrency: 2, queueSize: 100 });
+		await g.enter();
+		await g.enter();
+		const waiting = [g.enter(), g.enter()];
+		await expect(g.enter()).rejects.toMatchObject({ code: 503, type: "SERVER_BUSY" });
+		expect(g.load()).toEqual({ running: 2, waiting: 2 });
+		waiting.forEach(w => w.catch(() => undefined));
+	});
+
+	it("sends refused buyers to a later second once one has as many returning as the node books in a second", async () => {
+		let clock = 0;
+		const g = gate({
+			concurrency: 1,
+			queueSize: 0,
+			retryAfterS: 2,
+			random: () => 0,
+			now: () => clock
+		});
+		// Checkouts take half a second each: this node books two a second.
+		for (let i = 0; i < 30; i++) {
+			const release = await g.enter();
+			clock += 500;
+			release();
+		}
+		await g.enter();
+		const retryAfters = [];
+		for (let i = 0; i < 5; i++)
+			retryAfters.push(describeError(await g.enter().catch(err => err)).retryAfter);
+		expect(retryAfters).toEqual([2, 2, 3, 3, 4]);
+		// A second later, the seconds already promised are a second nearer.
+		clock += 1000;
+		expect(describeError(g.refusesNow()).retryAfter).toBe(3);
 	});
 
 	it("tells, before a checkout is read, whether it would be refused", async () => {
