@@ -6,9 +6,9 @@
  * refusing the excess early keeps the admitted ones fast and tells the others when to come back.
  * A checkout that would not get in within half the longest wait, judging by how long checkouts take
  * now (Little's law), is refused at once rather than after waiting for nothing; the other half is
- * the margin that keeps a late refusal rare. Refused buyers are told to return no faster than this
- * node books: once as many have been sent to one second as it books in a second, the next are sent
- * to a later one, so that a crowd's retries come back spread over the seconds it takes to serve.
+ * the margin that keeps a late refusal rare. Refused buyers are told to return at no more than a
+ * quarter of the rate this node books: once that many are due back in one second, the next are sent
+ * to a later one, so that a crowd's retries come back spread out and cost little.
  * Why a gate of our own rather than Moleculer's bulkhead: see docs/design.md "Admission control".
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -54,6 +54,13 @@ const SMOOTHING = 0.1;
 const QUEUE_MARGIN = 0.5;
 /** The latest a refused buyer is told to return, in seconds. */
 const LATEST_RETRY_S = 60;
+/**
+ * Share of the checkouts a node books in a second that may be buyers it sent back. Under a
+ * sustained surge the queue is kept full by buyers asking again, so most returning buyers are
+ * refused once more, and each refusal is a request to answer: spreading them thinner keeps that
+ * cost small next to the bookings. Without a surge no second fills and the wait stays short.
+ */
+const RETURNING_SHARE = 0.25;
 
 export function createAdmissionGate(options: AdmissionOptions): AdmissionGate {
 	const random = options.random ?? Math.random;
@@ -77,7 +84,7 @@ export function createAdmissionGate(options: AdmissionOptions): AdmissionGate {
 		options.refused?.();
 		const second = Math.floor(now() / 1000);
 		for (const [at] of returning) if (at <= second) returning.delete(at);
-		const room = Math.max(1, Math.floor(bookedPerSecond()));
+		const room = Math.max(1, Math.floor(bookedPerSecond() * RETURNING_SHARE));
 		let wait = options.retryAfterS + Math.floor(random() * (options.retryAfterS + 1));
 		while (wait < LATEST_RETRY_S && (returning.get(second + wait) ?? 0) >= room) wait++;
 		returning.set(second + wait, (returning.get(second + wait) ?? 0) + 1);

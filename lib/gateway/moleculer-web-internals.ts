@@ -5,6 +5,7 @@
  * fails test/unit/moleculer-web-internals.test.ts, pinned to the version below, instead of breaking
  * the front door in silence.
  */
+import cluster from "node:cluster";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import {
 	createServer as createNetServer,
@@ -133,13 +134,14 @@ export function listenForCrowds(gateway: object, options: ListenOptions): void {
 	const server = (gateway as { server?: Server }).server;
 	if (!server) return;
 	const extra: NetServer[] = [];
-	const reusePort = options.sockets > 1;
+	// A worker of `--instances` listens through the cluster primary, which accepts for them all.
+	const reusePort = options.sockets > 1 && !cluster.isWorker;
 	const listen = server.listen.bind(server);
 	server.listen = ((port: number, host: string | undefined, callback?: () => void) => {
 		const { backlog } = options;
 		const openExtra = () => {
 			const bound = (server.address() as AddressInfo).port;
-			for (let i = 1; i < options.sockets; i++) {
+			for (let i = 1; reusePort && i < options.sockets; i++) {
 				const socket = createNetServer(connection => server.emit("connection", connection));
 				socket.on("error", err => options.failed?.(err));
 				socket.listen({ port: bound, host, backlog, reusePort: true });

@@ -95,7 +95,7 @@ describe("admission gate", () => {
 		waiting.forEach(w => w.catch(() => undefined));
 	});
 
-	it("sends refused buyers to a later second once one has as many returning as the node books in a second", async () => {
+	it("sends refused buyers to a later second once a quarter of what the node books in one are due back in it", async () => {
 		let clock = 0;
 		const g = gate({
 			concurrency: 1,
@@ -104,10 +104,10 @@ describe("admission gate", () => {
 			random: () => 0,
 			now: () => clock
 		});
-		// Checkouts take half a second each: this node books two a second.
+		// Checkouts take 125 ms each: this node books eight a second, and takes two back in one.
 		for (let i = 0; i < 30; i++) {
 			const release = await g.enter();
-			clock += 500;
+			clock += 125;
 			release();
 		}
 		await g.enter();
