@@ -180,8 +180,8 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		/** Checkouts that may wait for a slot; beyond, the gateway answers 503 at once. */
 		admissionQueue: readInt(env, "ADMISSION_QUEUE", 4096, 0, 1000000),
 		/**
-		 * Longest a checkout waits in the queue before it is refused: under a client's timeout, and
-		 * long enough that a surge parks in the queue rather than spins on refusals (docs/performance.md).
+		 * Longest a checkout waits in the queue before it is refused: well under a client's timeout;
+		 * a newcomer is queued only when its expected wait is half this or less (docs/design.md).
 		 */
 		admissionQueueWaitMs: readInt(env, "ADMISSION_QUEUE_WAIT_MS", 5000, 0, 60000),
 		/** A refused checkout is told to retry after this many seconds, up to twice that (jitter). */

@@ -69,6 +69,7 @@ export function createAdmissionGate(options: AdmissionOptions): AdmissionGate {
 	/** How long a checkout holds its slot, as a moving average (0 until one has finished). */
 	let slotMs = 0;
 	const queue: Waiter[] = [];
+	const busyErrors = new Map<number, Error>();
 	/** Refused buyers told to return in each coming second (the key: a second since the epoch). */
 	const returning = new Map<number, number>();
 
@@ -88,7 +89,10 @@ export function createAdmissionGate(options: AdmissionOptions): AdmissionGate {
 		let wait = options.retryAfterS + Math.floor(random() * (options.retryAfterS + 1));
 		while (wait < LATEST_RETRY_S && (returning.get(second + wait) ?? 0) >= room) wait++;
 		returning.set(second + wait, (returning.get(second + wait) ?? 0) + 1);
-		return serverBusy(wait);
+		// One error per wait, made once: in a surge most checkouts are refused, each as cheaply as can be.
+		let busy = busyErrors.get(wait);
+		if (!busy) busyErrors.set(wait, (busy = serverBusy(wait)));
+		return busy;
 	};
 
 	/** The wait of the `position`-th in the queue, at the rate slots free up now. */
