@@ -1,9 +1,9 @@
 /**
  * Everything the gateway uses of moleculer-web (and of Node's http server) beyond their documented
  * settings, in one place: its routes as it builds them, its request handler, its CORS writer, its
- * rate limiter's store, the way it listens, and the response a socket is busy with. An upgrade that changes any of them
- * fails test/unit/moleculer-web-internals.test.ts, pinned to the version below, instead of breaking
- * the front door in silence.
+ * rate limiter's store, the way it listens, and the response a socket is busy with. An upgrade that
+ * changes any of them fails test/unit/moleculer-web-internals.test.ts, pinned to the version below,
+ * instead of breaking the front door in silence.
  */
 import cluster from "node:cluster";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
