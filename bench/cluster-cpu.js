@@ -11,18 +11,15 @@ const fs = require("node:fs");
 const path = require("node:path");
 const procs = require("./procs");
 const load = require("./load");
+const { readStat } = require("./cpu");
 
 /** Parent of every process, to tell ours (descendants of this runner) from others'. */
 function parents() {
 	const ppid = new Map();
 	for (const name of fs.readdirSync("/proc")) {
 		if (!/^\d+$/.test(name)) continue;
-		try {
-			const stat = fs.readFileSync(`/proc/${name}/stat`, "utf8");
-			ppid.set(Number(name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
-		} catch {
-			// gone meanwhile
-		}
+		const stat = readStat(name);
+		if (stat) ppid.set(Number(name), stat.ppid);
 	}
 	return ppid;
 }
@@ -38,8 +35,8 @@ function processTicks() {
 	for (const name of fs.readdirSync("/proc")) {
 		if (!/^\d+$/.test(name) || !ours(Number(name))) continue;
 		try {
-			const stat = fs.readFileSync(`/proc/${name}/stat`, "utf8");
-			const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+			const stat = readStat(name);
+			if (!stat) continue;
 			const env = fs.readFileSync(`/proc/${name}/environ`, "utf8").split("\0");
 			const cmd = fs.readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
 			const nodeId = env.find(e => e.startsWith("NODE_ID="))?.slice(8);
@@ -48,7 +45,7 @@ function processTicks() {
 			else if (nodeId) label = nodeId;
 			else if (/\.cache\/bin\/(nats-server|ferretdb)$/.test(cmd[0]))
 				label = path.basename(cmd[0]);
-			if (label) out.set(name, { label, ticks: Number(rest[11]) + Number(rest[12]) });
+			if (label) out.set(name, { label, ticks: stat.ticks });
 		} catch {
 			// gone, or not ours to read
 		}

@@ -22,22 +22,25 @@ function readMachine() {
 	return { total, busy: total - fields[3] - fields[4] };
 }
 
+/** A process's parent and its utime + stime in clock ticks, from /proc; null once it is gone. */
+function readStat(pid) {
+	try {
+		const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+		// The command name is in parentheses and may contain spaces: split after it.
+		const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+		return { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) };
+	} catch {
+		return null;
+	}
+}
+
 /** utime + stime of this process and all its descendants, in clock ticks. */
 function readOwn() {
 	const procs = new Map();
 	for (const name of fs.readdirSync("/proc")) {
 		if (!/^\d+$/.test(name)) continue;
-		try {
-			const stat = fs.readFileSync(`/proc/${name}/stat`, "utf8");
-			// The command name is in parentheses and may contain spaces: split after it.
-			const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-			procs.set(Number(name), {
-				ppid: Number(rest[1]),
-				ticks: Number(rest[11]) + Number(rest[12])
-			});
-		} catch {
-			// gone meanwhile
-		}
+		const stat = readStat(name);
+		if (stat) procs.set(Number(name), stat);
 	}
 	const children = new Map();
 	for (const [pid, p] of procs) {
@@ -75,4 +78,4 @@ function since(before) {
 	return { otherCores: round((busy - own) / elapsed), ownCores: round(own / elapsed) };
 }
 
-module.exports = { snapshot, since };
+module.exports = { snapshot, since, readStat };

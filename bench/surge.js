@@ -17,6 +17,7 @@ const { execFileSync, spawn } = require("node:child_process");
 const path = require("node:path");
 const { ServiceBroker } = require("moleculer");
 const procs = require("./procs");
+const { readStat } = require("./cpu");
 const { startNats } = require("../scripts/servers");
 
 const CONNECTIONS = [32, 256, 1024, 4000];
@@ -34,17 +35,9 @@ const TARGETS = {
 
 const log = msg =>
 	process.stderr.write(`[surge ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux); 0 elsewhere. */
-function cpuSeconds(pid) {
-	try {
-		const stat = require("node:fs").readFileSync(`/proc/${pid}/stat`, "utf8");
-		const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-		return (Number(rest[11]) + Number(rest[12])) / 100;
-	} catch {
-		return 0;
-	}
-}
-const systemCpu = target => target.processes.reduce((sum, p) => sum + cpuSeconds(p.child.pid), 0);
+/** CPU seconds (user + system) the system's processes have used so far (Linux; 0 elsewhere). */
+const systemCpu = target =>
+	target.processes.reduce((sum, p) => sum + (readStat(p.child.pid)?.ticks ?? 0) / 100, 0);
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
 
