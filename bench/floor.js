@@ -8,16 +8,21 @@
  *   append  POST /reserve and DELETE /reservations/:id append the request to a file with
  *           fs.appendFile (as NeDB persists each write) and answer once the append is done;
  *           GET / as `bare`. The floor for checkout-plus-cancel pairs.
+ *   busy    POST /reserve answered 503 at once with a Retry-After of 1 or 2 s, as a full admission
+ *           gate answers; GET / as `bare`. It listens as the gateway does (a backlog of 4,096 on
+ *           16 sockets sharing the port), so a surge's crowd arrives at it as at the system: the
+ *           floor for refusals in an on-sale surge (bench/surge.js).
  *
  * Both answer GET /health with 200, so they are waited for like the system.
  *
- *   node bench/floor.js bare|moleculer-web|append [--port N] [--file path]   prints "listening <port>"
+ *   node bench/floor.js bare|moleculer-web|append|busy [--port N] [--file path]   prints "listening <port>"
  */
 "use strict";
 
 const crypto = require("node:crypto");
 const fs = require("node:fs");
 const http = require("node:http");
+const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
 
@@ -56,6 +61,36 @@ function answerRead(req, res) {
 function createBareServer() {
 	return http.createServer((req, res) => {
 		if (!answerRead(req, res)) send(res, 404, '{"code":404}');
+	});
+}
+
+/** Every checkout refused with 503 and a Retry-After, at once, before its body is read. */
+function createBusyServer() {
+	const busy = JSON.stringify({
+		name: "MoleculerError",
+		message: "too many checkouts at once; try again shortly",
+		code: 503,
+		type: "SERVER_BUSY"
+	});
+	return http.createServer((req, res) => {
+		if (answerRead(req, res)) return;
+		req.resume();
+		res.setHeader("Retry-After", String(1 + Math.floor(Math.random() * 2)));
+		send(res, 503, busy);
+	});
+}
+
+/** The gateway's listening (LISTEN_BACKLOG, LISTEN_SOCKETS defaults): one server, more sockets. */
+const BUSY_BACKLOG = 4096;
+const BUSY_SOCKETS = 16;
+
+function listenAsTheGateway(server, port, listening) {
+	const options = { port, host: "127.0.0.1", backlog: BUSY_BACKLOG, reusePort: true };
+	server.listen(options, () => {
+		const extra = { ...options, port: server.address().port };
+		for (let i = 1; i < BUSY_SOCKETS; i++)
+			net.createServer(socket => server.emit("connection", socket)).listen(extra);
+		listening();
 	});
 }
 
@@ -142,7 +177,7 @@ async function startMoleculerWebFloor(port) {
 	return { broker, port: gateway.server.address().port };
 }
 
-module.exports = { createBareServer, createAppendServer, SHOWS, SHOWS_JSON };
+module.exports = { createBareServer, createAppendServer, createBusyServer, SHOWS, SHOWS_JSON };
 
 if (require.main === module) {
 	const args = process.argv.slice(2);
@@ -163,6 +198,7 @@ if (require.main === module) {
 		return;
 	}
 	if (mode === "bare") server = createBareServer();
+	else if (mode === "busy") server = createBusyServer();
 	else if (mode === "append") {
 		const file =
 			option("--file") ??
@@ -170,14 +206,14 @@ if (require.main === module) {
 		server = createAppendServer(file);
 	} else {
 		process.stderr.write(
-			"usage: node bench/floor.js bare|moleculer-web|append [--port N] [--file path]\n"
+			"usage: node bench/floor.js bare|moleculer-web|append|busy [--port N] [--file path]\n"
 		);
 		process.exit(2);
 	}
 	server.keepAliveTimeout = 30000;
-	server.listen(port, "127.0.0.1", () => {
-		process.stdout.write(`listening ${server.address().port}\n`);
-	});
+	const listening = () => process.stdout.write(`listening ${server.address().port}\n`);
+	if (mode === "busy") listenAsTheGateway(server, port, listening);
+	else server.listen(port, "127.0.0.1", listening);
 	const stop = () => server.close(() => process.exit(0));
 	process.on("SIGTERM", stop);
 	process.on("SIGINT", stop);

@@ -860,7 +860,7 @@ async function main() {
 		},
 		surge: async () => {
 			out.surge = await require("./surge").surge({
-				kinds: ["embedded", "cluster"],
+				kinds: ["floor", "embedded", "cluster"],
 				durationS: cfg.quick ? 3 : 8,
 				connections: cfg.quick ? [32, 256] : [32, 256, 1024, 4000]
 			});

@@ -6,9 +6,11 @@
  * the refusals; the share of 503s with Retry-After; GET / p99 under the load; the seats held by
  * checkouts nobody waits for any more, at the surge's end and CHECKOUT_TIMEOUT_MS + 5 s later; the
  * CPU of the system's processes and of the client, and the client's own event-loop lag. The crowd
- * honours Retry-After; one more row at the most connections retries at once instead.
+ * honours Retry-After; one more row at the most connections retries at once instead. A first row
+ * sends the most connections to the machine's floor (bench/floor.js busy: a bare Node server that
+ * refuses every checkout at once), to show what the machine allows a refusal in that crowd.
  *
- *   node bench/surge.js [--only embedded|cluster] [--duration 8] [--connections 32,256] [--ref <git ref>]
+ *   node bench/surge.js [--only floor,embedded,cluster] [--duration 8] [--connections 32,256] [--ref <git ref>]
  * Also run by `npm run bench -- --only surge` (not in the default run: about 4 minutes).
  */
 "use strict";
@@ -117,7 +119,27 @@ function rowsOf(connections) {
 	];
 }
 
+/** The most connections, patient, against a bare server that refuses every checkout at once. */
+async function runFloor(opts) {
+	const connections = Math.max(...opts.connections);
+	log(`floor: ${connections} patient connections for ${opts.durationS} s`);
+	const target = await procs.startFloor("busy");
+	try {
+		const cpuBefore = systemCpu(target);
+		// Any show id: the floor reads no body.
+		const load = await runClient(target.baseUrl, "0".repeat(24), connections, opts.durationS);
+		const systemCores =
+			Math.round(((systemCpu(target) - cpuBefore) / load.seconds) * 100) / 100;
+		const row = { kind: "floor", crowd: "patient", ...load, systemCores };
+		log(`floor: ${JSON.stringify(row)}`);
+		return [row];
+	} finally {
+		await target.stop();
+	}
+}
+
 async function runShape(kind, opts) {
+	if (kind === "floor") return runFloor(opts);
 	log(`${kind}: starting`);
 	const { target, operator } = await startShape(kind);
 	const rows = [];
@@ -154,7 +176,7 @@ async function runShape(kind, opts) {
 
 function verdicts(rows) {
 	const out = [];
-	for (const kind of [...new Set(rows.map(r => r.kind))]) {
+	for (const kind of [...new Set(rows.map(r => r.kind))].filter(k => k !== "floor")) {
 		const of = rows.filter(r => r.kind === kind && r.crowd === "patient");
 		const most = of.reduce((a, b) => (b.connections > a.connections ? b : a));
 		const best = Math.max(...of.filter(r => r.connections <= 256).map(r => r.bookingsPerS));
@@ -185,15 +207,17 @@ function verdicts(rows) {
 
 function report(rows) {
 	const lines = [
-		"| shape | connections | crowd | bookings/s | 201 p50 | 201 p99 | refusals p99 | 503s with Retry-After | GET / p99 | held at end | held +15 s | answers | CPU system / client, client lag p99 |",
-		"|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+		"| shape | connections | crowd | bookings/s | 201 p50 | 201 p99 | refusals p99 | after the arrival: 201 p99 / refusals p99 | 503s with Retry-After | GET / p99 | held at end | held +15 s | answers | CPU system / client, client lag p99 |",
+		"|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
 	];
-	const ms = x => (x === null ? "–" : `${x} ms`);
+	const ms = x => (x === null || x === undefined ? "–" : `${x} ms`);
+	const count = x => (x === undefined ? "–" : x);
 	for (const r of rows)
 		lines.push(
 			`| ${r.kind} | ${r.connections} | ${r.crowd} | ${r.bookingsPerS} | ${ms(r.booked.p50)} | ${ms(r.booked.p99)} | ` +
-				`${ms(r.refused.p99)} | ${r.busyWithRetryAfter === null ? "–" : `${Math.round(r.busyWithRetryAfter * 100)}%`} | ` +
-				`${ms(r.getRoot.p99)} | ${r.heldAtEnd} | ${r.heldAfter} | ` +
+				`${ms(r.refused.p99)} | ${ms(r.settled.bookedP99)} / ${ms(r.settled.refusedP99)} | ` +
+				`${r.busyWithRetryAfter === null ? "–" : `${Math.round(r.busyWithRetryAfter * 100)}%`} | ` +
+				`${ms(r.getRoot.p99)} | ${count(r.heldAtEnd)} | ${count(r.heldAfter)} | ` +
 				`${Object.entries(r.statuses)
 					.map(([s, n]) => `${s}: ${n}`)
 					.join(", ")} | ${r.systemCores} / ${r.clientCores}, ${ms(r.clientLagP99)} |`
@@ -201,6 +225,11 @@ function report(rows) {
 	lines.push("");
 	for (const v of verdicts(rows))
 		lines.push(`- ${v.pass ? "met" : "MISSED"}: ${v.kind}, ${v.what}`);
+	for (const f of rows.filter(r => r.kind === "floor"))
+		lines.push(
+			`- the machine's floor, a bare Node server refusing all ${f.connections} at once: refusals p99 ` +
+				`${ms(f.refused.p99)}, ${ms(f.settled.refusedP99)} after the arrival`
+		);
 	return lines.join("\n") + "\n";
 }
 
@@ -211,7 +240,11 @@ async function surge(opts) {
 }
 
 function parse(argv) {
-	const opts = { kinds: ["embedded", "cluster"], durationS: 8, connections: CONNECTIONS };
+	const opts = {
+		kinds: ["floor", "embedded", "cluster"],
+		durationS: 8,
+		connections: CONNECTIONS
+	};
 	for (let i = 0; i < argv.length; i++) {
 		if (argv[i] === "--only") opts.kinds = argv[++i].split(",");
 		else if (argv[i] === "--duration") opts.durationS = Number(argv[++i]);
