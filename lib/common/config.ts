@@ -183,7 +183,7 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		 * Longest a checkout waits in the queue before it is refused: well under a client's timeout;
 		 * a newcomer is queued only when its expected wait is half this or less (docs/design.md).
 		 */
-		admissionQueueWaitMs: readInt(env, "ADMISSION_QUEUE_WAIT_MS", 5000, 0, 60000),
+		admissionQueueWaitMs: readInt(env, "ADMISSION_QUEUE_WAIT_MS", 1500, 0, 60000),
 		/** A refused checkout is told to retry after this many seconds, up to twice that (jitter). */
 		admissionRetryAfterS: readInt(env, "ADMISSION_RETRY_AFTER_S", 1, 1, 3600),
 		/**
