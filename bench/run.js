@@ -862,7 +862,8 @@ async function main() {
 			out.surge = await require("./surge").surge({
 				kinds: ["floor", "embedded", "cluster"],
 				durationS: cfg.quick ? 3 : 8,
-				connections: cfg.quick ? [32, 256] : [32, 256, 1024, 4000]
+				connections: cfg.quick ? [32, 256] : [32, 256, 1024, 4000],
+				repeat: cfg.quick ? 1 : 3
 			});
 			if (out.surge.verdicts.some(v => !v.pass))
 				log("surge: a target was missed (see its table)");
