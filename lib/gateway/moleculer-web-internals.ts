@@ -142,7 +142,9 @@ export function listenForCrowds(gateway: object, options: ListenOptions): void {
 		const openExtra = () => {
 			const bound = (server.address() as AddressInfo).port;
 			for (let i = 1; reusePort && i < options.sockets; i++) {
-				const socket = createNetServer(connection => server.emit("connection", connection));
+				const socket = createNetServer(socketOptionsOf(server), connection =>
+					server.emit("connection", connection)
+				);
 				socket.on("error", err => options.failed?.(err));
 				socket.listen({ port: bound, host, backlog, reusePort: true });
 				extra.push(socket);
@@ -164,6 +166,24 @@ export function listenForCrowds(gateway: object, options: ListenOptions): void {
 		for (const socket of extra.splice(0)) socket.close();
 		return close(callback);
 	}) as Server["close"];
+}
+
+/**
+ * The socket options of Node's http server (kept on it by net.Server, undocumented), so that a
+ * connection another socket accepts for it behaves as one it accepted itself: Nagle off, half-open
+ * allowed. Node's http defaults where one is missing.
+ */
+function socketOptionsOf(server: Server) {
+	const own = server as Server & {
+		noDelay?: boolean;
+		allowHalfOpen?: boolean;
+		keepAlive?: boolean;
+	};
+	return {
+		noDelay: own.noDelay ?? true,
+		allowHalfOpen: own.allowHalfOpen ?? true,
+		keepAlive: own.keepAlive ?? false
+	};
 }
 
 /** The response Node's http server is writing on a socket, if any (its private `_httpMessage`). */

@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { ServiceBroker, type ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import {
@@ -203,7 +203,7 @@ function crowdGateway(port: number, sockets: number) {
 	});
 	listenForCrowds(web, { backlog: 1024, sockets });
 	const server = (web as unknown as { server: http.Server }).server;
-	return { broker: own, port: () => (server.address() as AddressInfo).port };
+	return { broker: own, server, port: () => (server.address() as AddressInfo).port };
 }
 
 describe("listenForCrowds", () => {
@@ -226,6 +226,37 @@ describe("listenForCrowds", () => {
 			await gateway.broker.stop();
 		}
 		expect(listeningSockets(port)).toBe(0);
+	});
+
+	it("answers a client that half-closes after its request, with the http server's socket options on every socket", async () => {
+		const gateway = crowdGateway(0, 4);
+		await gateway.broker.start();
+		const port = gateway.port();
+		const halfOpen: boolean[] = [];
+		gateway.server.on("connection", (socket: net.Socket) =>
+			halfOpen.push(socket.allowHalfOpen)
+		);
+		// A client that sends its request and then shuts its side (as `nc -N` does) is still owed
+		// the answer: the http server's sockets allow half-open connections, and so must the rest.
+		const halfClosed = () =>
+			new Promise<string>((resolve, reject) => {
+				const socket = net.connect(port, "127.0.0.1", () =>
+					socket.end("GET /hello HTTP/1.1\r\nHost: crowd\r\nConnection: close\r\n\r\n")
+				);
+				let answer = "";
+				socket.setEncoding("utf8");
+				socket.on("data", chunk => (answer += chunk));
+				socket.on("close", () => resolve(answer.split("\r\n")[0]));
+				socket.on("error", reject);
+			});
+		try {
+			const statusLines = await Promise.all(Array.from({ length: 40 }, halfClosed));
+			expect(statusLines).toEqual(Array(40).fill("HTTP/1.1 200 OK"));
+			// Every connection has the http server's own socket options, whichever socket took it.
+			expect(halfOpen).toEqual(Array(40).fill(true));
+		} finally {
+			await gateway.broker.stop();
+		}
 	});
 
 	it("refuses a port another gateway already listens on, as one socket would", async () => {
