@@ -198,6 +198,9 @@ async function main() {
 		booked: { p50: round(percentile(booked, 0.5)), p99: round(percentile(booked, 0.99)) },
 		refused: { p50: round(percentile(refusals, 0.5)), p99: round(percentile(refusals, 0.99)) },
 		settled: {
+			bookingsPerS: Math.round(
+				(settledByStatus[201]?.length ?? 0) / (seconds - SETTLED_AFTER_MS / 1000)
+			),
 			bookedP99: round(percentile(sorted(settledByStatus[201]), 0.99)),
 			refusedP99: round(percentile(refusalsOf(settledByStatus), 0.99))
 		},
