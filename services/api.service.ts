@@ -254,6 +254,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 		listenForCrowds(this, {
 			backlog: appConfig.listenBacklog,
 			sockets: appConfig.listenSockets,
+			keepAliveTimeoutMs: appConfig.keepAliveTimeoutMs,
 			failed: err => this.logger.warn("An extra listening socket failed:", err.message)
 		});
 		const table = this.settings.routeTable;

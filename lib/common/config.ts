@@ -175,6 +175,12 @@ export function loadAppConfig(env: Env = process.env, argv: string[] = process.a
 		 * times a second. 1: one plain socket.
 		 */
 		listenSockets: readInt(env, "LISTEN_SOCKETS", 16, 1, 256),
+		/**
+		 * How long the gateway keeps an idle keep-alive connection: past the longest Retry-After it
+		 * gives (60 s), so that a buyer sent back keeps its connection, and past the 60 s idle
+		 * timeout of common proxies and load balancers, so that none reuses one it has just closed.
+		 */
+		keepAliveTimeoutMs: readInt(env, "KEEP_ALIVE_TIMEOUT_MS", 65000, 1000, 600000),
 		/** Checkouts one gateway node runs at once; more wait in its queue (lib/gateway/admission.ts). */
 		admissionConcurrency: readInt(env, "ADMISSION_CONCURRENCY", 64, 1, 100000),
 		/** Checkouts that may wait for a slot; beyond, the gateway answers 503 at once. */

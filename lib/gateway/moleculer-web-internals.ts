@@ -119,6 +119,8 @@ export interface ListenOptions {
 	backlog: number;
 	/** Listening sockets on the one port; more than 1 needs SO_REUSEPORT (Linux). */
 	sockets: number;
+	/** How long an idle keep-alive connection is kept (Node's default: 5 s). */
+	keepAliveTimeoutMs: number;
 	/** Told when an extra socket could not listen (the first one serves on). */
 	failed?: (err: Error) => void;
 }
@@ -133,6 +135,7 @@ export interface ListenOptions {
 export function listenForCrowds(gateway: object, options: ListenOptions): void {
 	const server = (gateway as { server?: Server }).server;
 	if (!server) return;
+	server.keepAliveTimeout = options.keepAliveTimeoutMs;
 	const extra: NetServer[] = [];
 	// A worker of `--instances` listens through the cluster primary, which accepts for them all.
 	const reusePort = options.sockets > 1 && !cluster.isWorker;

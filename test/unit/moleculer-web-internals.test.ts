@@ -173,6 +173,8 @@ it("lets the server's socket name the response it is writing (Node's _httpMessag
 	expect(same).toBe(true);
 });
 
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+
 /** Sockets listening on `port` now, from the kernel's table (Linux). */
 function listeningSockets(port: number): number {
 	const hex = port.toString(16).toUpperCase().padStart(4, "0");
@@ -184,7 +186,7 @@ function listeningSockets(port: number): number {
 }
 
 /** A gateway on its own broker, listening as `listenForCrowds` has it, on `port` (0: any). */
-function crowdGateway(port: number, sockets: number) {
+function crowdGateway(port: number, sockets: number, keepAliveTimeoutMs = 5000) {
 	const own = new ServiceBroker({ logger: false });
 	own.createService({
 		name: "probe",
@@ -201,7 +203,7 @@ function crowdGateway(port: number, sockets: number) {
 			]
 		}
 	});
-	listenForCrowds(web, { backlog: 1024, sockets });
+	listenForCrowds(web, { backlog: 1024, sockets, keepAliveTimeoutMs });
 	const server = (web as unknown as { server: http.Server }).server;
 	return { broker: own, server, port: () => (server.address() as AddressInfo).port };
 }
@@ -258,6 +260,35 @@ describe("listenForCrowds", () => {
 			await gateway.broker.stop();
 		}
 	});
+
+	it("keeps an idle connection for as long as it is told, past Node's default of 5 s", async () => {
+		const gateway = crowdGateway(0, 4, 10000);
+		await gateway.broker.start();
+		const socket = net.connect(gateway.port(), "127.0.0.1");
+		let answers = "";
+		let closed = false;
+		socket.setEncoding("utf8");
+		socket.on("data", chunk => (answers += chunk));
+		socket.on("close", () => (closed = true));
+		const ask = () => socket.write("GET /hello HTTP/1.1\r\nHost: crowd\r\n\r\n");
+		try {
+			ask();
+			// A buyer told to come back in a few seconds finds its connection still open (Node's
+			// default would have closed it: 5 s, and a second's grace).
+			await sleep(6500);
+			expect(closed).toBe(false);
+			ask();
+			await sleep(300);
+			// An answer's body runs straight into the next one's status line.
+			expect(answers.match(/HTTP\/1\.1 \d{3} [A-Za-z ]+/g)).toEqual([
+				"HTTP/1.1 200 OK",
+				"HTTP/1.1 200 OK"
+			]);
+		} finally {
+			socket.destroy();
+			await gateway.broker.stop();
+		}
+	}, 15000);
 
 	it("refuses a port another gateway already listens on, as one socket would", async () => {
 		const first = crowdGateway(0, 4);
