@@ -9,9 +9,10 @@
  *           fs.appendFile (as NeDB persists each write) and answer once the append is done;
  *           GET / as `bare`. The floor for checkout-plus-cancel pairs.
  *   busy    POST /reserve answered 503 at once with a Retry-After of 1 or 2 s, as a full admission
- *           gate answers; GET / as `bare`. It listens as the gateway does (a backlog of 4,096 on
- *           16 sockets sharing the port), so a surge's crowd arrives at it as at the system: the
- *           floor for refusals in an on-sale surge (bench/surge.js).
+ *           gate answers; GET / as `bare`. It listens as the gateway does (its adapter, from
+ *           dist/, with its defaults: 16 sockets sharing the port, a backlog of 4,096), so a
+ *           surge's crowd arrives at it as at the system: the floor for refusals in an on-sale
+ *           surge (bench/surge.js).
  *
  * Both answer GET /health with 200, so they are waited for like the system.
  *
@@ -22,7 +23,6 @@
 const crypto = require("node:crypto");
 const fs = require("node:fs");
 const http = require("node:http");
-const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
 
@@ -80,18 +80,18 @@ function createBusyServer() {
 	});
 }
 
-/** The gateway's listening (LISTEN_BACKLOG, LISTEN_SOCKETS defaults): one server, more sockets. */
-const BUSY_BACKLOG = 4096;
-const BUSY_SOCKETS = 16;
-
-function listenAsTheGateway(server, port, listening) {
-	const options = { port, host: "127.0.0.1", backlog: BUSY_BACKLOG, reusePort: true };
-	server.listen(options, () => {
-		const extra = { ...options, port: server.address().port };
-		for (let i = 1; i < BUSY_SOCKETS; i++)
-			net.createServer(socket => server.emit("connection", socket)).listen(extra);
-		listening();
-	});
+/** Has `server` listen as the gateway does, through the gateway's own adapter and defaults. */
+function listenAsTheGateway(server) {
+	const { listenForCrowds } = require("../dist/lib/gateway/moleculer-web-internals");
+	const { appConfig } = require("../dist/lib/common/config");
+	listenForCrowds(
+		{ server },
+		{
+			backlog: appConfig.listenBacklog,
+			sockets: appConfig.listenSockets,
+			keepAliveTimeoutMs: appConfig.keepAliveTimeoutMs
+		}
+	);
 }
 
 /** Every checkout and cancel is appended to `file` before it is answered. */
@@ -211,9 +211,10 @@ if (require.main === module) {
 		process.exit(2);
 	}
 	server.keepAliveTimeout = 30000;
-	const listening = () => process.stdout.write(`listening ${server.address().port}\n`);
-	if (mode === "busy") listenAsTheGateway(server, port, listening);
-	else server.listen(port, "127.0.0.1", listening);
+	if (mode === "busy") listenAsTheGateway(server);
+	server.listen(port, "127.0.0.1", () => {
+		process.stdout.write(`listening ${server.address().port}\n`);
+	});
 	const stop = () => server.close(() => process.exit(0));
 	process.on("SIGTERM", stop);
 	process.on("SIGINT", stop);

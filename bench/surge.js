@@ -218,11 +218,19 @@ async function runShape(kind, opts) {
 	return medianRows(rows, r => r.bookingsPerS);
 }
 
+/** Per shape of the system (not the floor): its patient rows, and the one with the most connections. */
+function patientRowsByShape(rows) {
+	return [...new Set(rows.map(r => r.kind))]
+		.filter(kind => kind !== "floor")
+		.map(kind => {
+			const of = rows.filter(r => r.kind === kind && r.crowd === "patient");
+			return { kind, of, most: of.reduce((a, b) => (b.connections > a.connections ? b : a)) };
+		});
+}
+
 function verdicts(rows) {
 	const out = [];
-	for (const kind of [...new Set(rows.map(r => r.kind))].filter(k => k !== "floor")) {
-		const of = rows.filter(r => r.kind === kind && r.crowd === "patient");
-		const most = of.reduce((a, b) => (b.connections > a.connections ? b : a));
+	for (const { kind, of, most } of patientRowsByShape(rows)) {
 		const best = Math.max(...of.filter(r => r.connections <= 256).map(r => r.bookingsPerS));
 		const check = (what, pass) => out.push({ kind, what, pass });
 		check(
@@ -270,9 +278,7 @@ function report(rows) {
 	for (const v of verdicts(rows))
 		lines.push(`- ${v.pass ? "met" : "MISSED"}: ${v.kind}, ${v.what}`);
 	// Not targets: the same figures for the requests sent once the crowd is in.
-	for (const kind of [...new Set(rows.map(r => r.kind))].filter(k => k !== "floor")) {
-		const of = rows.filter(r => r.kind === kind && r.crowd === "patient");
-		const most = of.reduce((a, b) => (b.connections > a.connections ? b : a));
+	for (const { kind, of, most } of patientRowsByShape(rows)) {
 		const small = of.filter(r => r.connections <= 256).map(r => r.settled.bookingsPerS);
 		const ratio = Math.round((most.settled.bookingsPerS / Math.max(...small)) * 100) / 100;
 		lines.push(
