@@ -48,8 +48,9 @@ function requestBytes(method, path, body) {
 function headerOf(head, name) {
 	const at = head.indexOf(`\r\n${name}:`);
 	if (at < 0) return null;
+	// The head ends without a line break: its last header runs to its end.
 	const end = head.indexOf("\r\n", at + 2);
-	return head.slice(at + name.length + 3, end).trim();
+	return head.slice(at + name.length + 3, end < 0 ? head.length : end).trim();
 }
 
 /**
