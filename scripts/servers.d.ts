@@ -5,6 +5,8 @@ export interface ServerHandle {
 	restart(): Promise<void>;
 	/** The process is up (not stopped, killed or exited). */
 	running(): boolean;
+	/** The process id of its latest start. */
+	pid(): number | undefined;
 	log(): string;
 }
 export function ensureBinary(

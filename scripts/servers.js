@@ -154,6 +154,7 @@ async function runServer(name, bin, args, port, cwd) {
 		stop,
 		kill: () => stop("SIGKILL"),
 		running: () => Boolean(child) && child.exitCode === null && child.signalCode === null,
+		pid: () => child.pid,
 		restart: async () => {
 			await stop();
 			await start();
@@ -338,6 +339,7 @@ module.exports = {
 	startNatsCluster,
 	startFerretDB,
 	startToxiproxy,
+	runServer,
 	BIN_DIR
 };
 

@@ -4,16 +4,10 @@
  * forged entry does not escape the checkout rate limit or the per-client cap on event streams,
  * while another client (another loopback address) keeps its own allowance.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import fs from "node:fs";
 import http from "node:http";
-import os from "node:os";
-import path from "node:path";
-import { freePort } from "../../scripts/servers";
+import { startNginx } from "../../scripts/nginx";
 import { startEmbedded } from "../support/system";
 
-/** Debian's nginx; .ci/run installs it. */
-const NGINX = "/usr/sbin/nginx";
 const RATE_LIMIT = 5;
 const STREAMS_PER_CLIENT = 2;
 /** Both on the loopback interface: two clients with addresses of their own. */
@@ -21,25 +15,11 @@ const ALICE = "127.0.0.1";
 const BOB = "127.0.0.2";
 
 let system: Awaited<ReturnType<typeof startEmbedded>>;
-let nginx: ChildProcess;
-let nginxDir: string;
-let proxyPort: number;
+let nginx: Awaited<ReturnType<typeof startNginx>>;
 const openStreams: http.IncomingMessage[] = [];
 
-function nginxConfig(dir: string, listen: number, upstream: number): string {
-	return `
-daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path ${dir}/body;
-    proxy_temp_path ${dir}/proxy;
-    fastcgi_temp_path ${dir}/fastcgi;
-    uwsgi_temp_path ${dir}/uwsgi;
-    scgi_temp_path ${dir}/scgi;
+/** nginx appending, as proxies do, the address it was called from to X-Forwarded-For. */
+const appendingProxy = (upstream: number) => (listen: number) => `
     server {
         listen 127.0.0.1:${listen};
         location / {
@@ -49,9 +29,7 @@ http {
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         }
     }
-}
 `;
-}
 
 /** A request to nginx from `from`, answered with its status; a stream's answer is kept open. */
 function throughProxy(
@@ -63,7 +41,7 @@ function throughProxy(
 ): Promise<number> {
 	return new Promise((resolve, reject) => {
 		const req = http.request(
-			{ host: "127.0.0.1", port: proxyPort, localAddress: from, method, path: url, headers },
+			{ host: "127.0.0.1", port: nginx.port, localAddress: from, method, path: url, headers },
 			res => {
 				if (res.headers["content-type"]?.startsWith("text/event-stream")) {
 					openStreams.push(res);
@@ -89,49 +67,18 @@ const checkout = (from: string, forwardedFor: string) =>
 		JSON.stringify({ showID: "5b805a00297ae6047030f2e0", name: "Mallory", count: 0 })
 	);
 
-async function proxyAnswers(): Promise<boolean> {
-	try {
-		await throughProxy(ALICE, "GET", "/health", {});
-		return true;
-	} catch {
-		return false;
-	}
-}
-
 beforeAll(async () => {
-	if (!fs.existsSync(NGINX))
-		throw new Error(`${NGINX} is needed: apt-get install nginx (.ci/run installs it)`);
 	system = await startEmbedded({
 		TRUST_PROXY: "1",
 		RATE_LIMIT: String(RATE_LIMIT),
 		EVENTS_MAX_STREAMS_PER_CLIENT: String(STREAMS_PER_CLIENT)
 	});
-	nginxDir = fs.mkdtempSync(path.join(os.tmpdir(), "nginx-"));
-	// nginx started as root runs its worker as another user, which must reach the temp folders.
-	fs.chmodSync(nginxDir, 0o755);
-	proxyPort = await freePort();
-	const config = path.join(nginxDir, "nginx.conf");
-	fs.writeFileSync(config, nginxConfig(nginxDir, proxyPort, system.port));
-	execFileSync(NGINX, ["-t", "-q", "-p", nginxDir, "-c", config], { stdio: "pipe" });
-	nginx = spawn(NGINX, ["-p", nginxDir, "-c", config], { stdio: "ignore" });
-	while (!(await proxyAnswers())) {
-		if (nginx.exitCode !== null) throw new Error(`nginx exited: ${readErrorLog()}`);
-		await new Promise(resolve => setTimeout(resolve, 100));
-	}
+	nginx = await startNginx(appendingProxy(system.port), { workers: 1, connections: 64 });
 });
-
-function readErrorLog(): string {
-	const log = path.join(nginxDir, "error.log");
-	return fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "";
-}
 
 afterAll(async () => {
 	for (const res of openStreams) res.destroy();
-	if (nginx && nginx.exitCode === null) {
-		const exited = new Promise(resolve => nginx.once("exit", resolve));
-		nginx.kill("SIGQUIT");
-		await exited;
-	}
+	await nginx?.stop();
 	await system?.node.stop();
 });
 
