@@ -34,8 +34,8 @@ function readStat(pid) {
 	}
 }
 
-/** utime + stime of this process and all its descendants, in clock ticks. */
-function readOwn() {
+/** utime + stime of a process (this one by default) and all its descendants, in clock ticks. */
+function readTree(root = process.pid) {
 	const procs = new Map();
 	for (const name of fs.readdirSync("/proc")) {
 		if (!/^\d+$/.test(name)) continue;
@@ -48,7 +48,7 @@ function readOwn() {
 		children.get(p.ppid).push(pid);
 	}
 	let ticks = 0;
-	const pending = [process.pid];
+	const pending = [root];
 	while (pending.length > 0) {
 		const pid = pending.pop();
 		ticks += procs.get(pid)?.ticks ?? 0;
@@ -59,7 +59,7 @@ function readOwn() {
 
 function snapshot() {
 	try {
-		return { ...readMachine(), own: readOwn() };
+		return { ...readMachine(), own: readTree() };
 	} catch {
 		return null;
 	}
@@ -78,4 +78,4 @@ function since(before) {
 	return { otherCores: round((busy - own) / elapsed), ownCores: round(own / elapsed) };
 }
 
-module.exports = { snapshot, since, readStat };
+module.exports = { snapshot, since, readStat, readTree };

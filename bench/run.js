@@ -859,8 +859,9 @@ async function main() {
 			if (!out.onsale.pass) log("onsale: a target was missed (see its table)");
 		},
 		surge: async () => {
-			out.surge = await require("./surge").surge({
-				kinds: ["floor", "embedded", "cluster"],
+			const { surge, KINDS } = require("./surge");
+			out.surge = await surge({
+				kinds: KINDS,
 				durationS: cfg.quick ? 3 : 8,
 				connections: cfg.quick ? [32, 256] : [32, 256, 1024, 4000],
 				repeat: cfg.quick ? 1 : 3

@@ -8,23 +8,28 @@
  * CPU of the system's processes and of the client, and the client's own event-loop lag. The crowd
  * honours Retry-After; one more row at the most connections retries at once instead. A first row
  * sends the most connections to the machine's floor (bench/floor.js busy: a bare Node server that
- * refuses every checkout at once), to show what the machine allows a refusal in that crowd. Each
- * row is run three times and reported by its run with the median bookings/s.
+ * refuses every checkout at once), to show what the machine allows a refusal in that crowd. Both
+ * shapes run again behind nginx with deploy/nginx-one-node.conf ("embedded+nginx"): the crowd's
+ * connections end at nginx, which refuses checkouts beyond the node's connections itself. Each row
+ * is run three times and reported by its run with the median bookings/s.
  *
- *   node bench/surge.js [--only floor,embedded,cluster] [--duration 8] [--connections 32,256] [--repeat 3]
- *                     [--ref <git ref>]
- * Also run by `npm run bench -- --only surge` (not in the default run: about 13 minutes).
+ *   node bench/surge.js [--only floor,embedded,cluster,embedded+nginx,cluster+nginx] [--duration 8]
+ *                     [--connections 32,256] [--repeat 3] [--ref <git ref>]
+ * Also run by `npm run bench -- --only surge` (not in the default run: about 25 minutes).
  */
 "use strict";
 
 const { execFileSync, spawn } = require("node:child_process");
 const path = require("node:path");
+const { URL } = require("node:url");
 const { ServiceBroker } = require("moleculer");
 const procs = require("./procs");
-const { readStat } = require("./cpu");
+const { readTree } = require("./cpu");
+const { oneNodeConfig, startNginx } = require("../scripts/nginx");
 const { startNats } = require("../scripts/servers");
 
 const CONNECTIONS = [32, 256, 1024, 4000];
+const KINDS = ["floor", "embedded", "cluster", "embedded+nginx", "cluster+nginx"];
 const CHECKOUT_TIMEOUT_MS = 10000;
 const SETTLE_MS = CHECKOUT_TIMEOUT_MS + 5000;
 const SEATS = 100000;
@@ -44,9 +49,12 @@ const TARGETS = {
 
 const log = msg =>
 	process.stderr.write(`[surge ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-/** CPU seconds (user + system) the system's processes have used so far (Linux; 0 elsewhere). */
+/**
+ * CPU seconds (user + system) the system's processes, and nginx's workers where it is in front,
+ * have used so far (Linux; 0 elsewhere).
+ */
 const systemCpu = target =>
-	target.processes.reduce((sum, p) => sum + (readStat(p.child.pid)?.ticks ?? 0) / 100, 0);
+	target.processes.reduce((sum, p) => sum + readTree(p.child.pid) / 100, 0);
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
 
@@ -95,12 +103,18 @@ async function heldSeats(operator, showID) {
 	return holds.reduce((sum, h) => sum + h.count, 0);
 }
 
+/** "embedded" or "cluster", alone or behind nginx ("embedded+nginx": deploy/nginx-one-node.conf). */
 async function startShape(kind) {
+	const [shape, proxy] = kind.split("+");
 	const env = { CHECKOUT_TIMEOUT_MS: String(CHECKOUT_TIMEOUT_MS) };
-	if (kind === "embedded") {
+	// Behind nginx the node takes the client's address from X-Forwarded-For, as the file says.
+	if (proxy) env.TRUST_PROXY = "1";
+	let target;
+	let operator;
+	if (shape === "embedded") {
 		const nats = await startNats();
 		const namespace = `surge-${process.pid}`;
-		const target = await procs.startEmbedded({
+		target = await procs.startEmbedded({
 			env: { ...env, TRANSPORTER: nats.url, NAMESPACE: namespace }
 		});
 		const stop = target.stop;
@@ -108,10 +122,29 @@ async function startShape(kind) {
 			await stop();
 			await nats.stop();
 		};
-		return { target, operator: await operatorNode(nats.url, namespace) };
+		operator = await operatorNode(nats.url, namespace);
+	} else {
+		target = await procs.startCluster({ env });
+		operator = await operatorNode(target.transporter, target.namespace);
 	}
-	const target = await procs.startCluster({ env });
-	return { target, operator: await operatorNode(target.transporter, target.namespace) };
+	if (proxy) await putNginxInFront(target);
+	return { target, operator };
+}
+
+/** nginx with deploy/nginx-one-node.conf in front of the target's gateway: clients go through it. */
+async function putNginxInFront(target) {
+	const most = Math.max(...CONNECTIONS);
+	// Each worker may take the whole crowd, and keeps its connections to the node besides.
+	const nginx = await startNginx(port => oneNodeConfig(new URL(target.baseUrl).host, port), {
+		connections: most * 2
+	});
+	const stop = target.stop;
+	target.stop = async () => {
+		await nginx.stop();
+		await stop();
+	};
+	target.baseUrl = nginx.baseUrl;
+	target.processes.push({ child: { pid: nginx.pid() } });
 }
 
 /**
@@ -302,7 +335,7 @@ async function surge(opts) {
 
 function parse(argv) {
 	const opts = {
-		kinds: ["floor", "embedded", "cluster"],
+		kinds: KINDS,
 		durationS: 8,
 		connections: CONNECTIONS,
 		repeat: REPEAT
@@ -325,4 +358,4 @@ if (require.main === module)
 		process.stdout.write(result.report);
 	});
 
-module.exports = { surge };
+module.exports = { surge, KINDS };
