@@ -144,7 +144,7 @@ async function putNginxInFront(target) {
 		await stop();
 	};
 	target.baseUrl = nginx.baseUrl;
-	target.processes.push({ child: { pid: nginx.pid() } });
+	target.processes.push({ name: "nginx", child: { pid: nginx.pid() } });
 }
 
 /**
