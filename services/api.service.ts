@@ -255,7 +255,11 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			backlog: appConfig.listenBacklog,
 			sockets: appConfig.listenSockets,
 			keepAliveTimeoutMs: appConfig.keepAliveTimeoutMs,
-			failed: err => this.logger.warn("An extra listening socket failed:", err.message)
+			failed: err =>
+				this.logger.warn(
+					"The gateway listens on fewer sockets than LISTEN_SOCKETS:",
+					err.message
+				)
 		});
 		const table = this.settings.routeTable;
 		this.openApiDocument = buildOpenApiDocument(this.settings.maxTicketsPerOrder, table);

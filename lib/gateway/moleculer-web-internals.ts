@@ -121,8 +121,27 @@ export interface ListenOptions {
 	sockets: number;
 	/** How long an idle keep-alive connection is kept (Node's default: 5 s). */
 	keepAliveTimeoutMs: number;
-	/** Told when an extra socket could not listen (the first one serves on). */
+	/** Told when an extra socket could not listen, or none may (the first one serves on). */
 	failed?: (err: Error) => void;
+	/** Whether this platform and Node share a port among sockets (for tests; `sharesPort()`). */
+	canSharePort?: boolean;
+}
+
+/** Platforms on which Node's `reusePort` works (its docs); elsewhere it ends the server. */
+const REUSE_PORT_PLATFORMS = new Set(["linux", "freebsd", "sunos", "aix"]);
+
+/**
+ * Whether `listen({ reusePort })` shares a port here: Node 22.12 or 23.1 and later (earlier ones
+ * ignore the option, and the extra sockets find the port taken), on a platform that supports it
+ * (on macOS or Windows the option ends the server).
+ */
+export function sharesPort(
+	platform: string = process.platform,
+	nodeVersion: string = process.versions.node
+): boolean {
+	const [major, minor] = nodeVersion.split(".").map(Number);
+	const hasOption = major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+	return hasOption && REUSE_PORT_PLATFORMS.has(platform);
 }
 
 /**
@@ -138,7 +157,16 @@ export function listenForCrowds(gateway: object, options: ListenOptions): void {
 	server.keepAliveTimeout = options.keepAliveTimeoutMs;
 	const extra: NetServer[] = [];
 	// A worker of `--instances` listens through the cluster primary, which accepts for them all.
-	const reusePort = options.sockets > 1 && !cluster.isWorker;
+	const canSharePort = options.canSharePort ?? sharesPort();
+	const reusePort = options.sockets > 1 && !cluster.isWorker && canSharePort;
+	if (options.sockets > 1 && !canSharePort)
+		options.failed?.(
+			new Error(
+				`${options.sockets} sockets on one port need SO_REUSEPORT (Linux or FreeBSD, Node ` +
+					`22.12 or later), not on ${process.platform} with Node ${process.versions.node}: ` +
+					"listening on one"
+			)
+		);
 	const listen = server.listen.bind(server);
 	server.listen = ((port: number, host: string | undefined, callback?: () => void) => {
 		const { backlog } = options;

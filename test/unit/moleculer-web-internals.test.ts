@@ -13,6 +13,7 @@ import {
 	countRateLimitHit,
 	gatewayRoutes,
 	listenForCrowds,
+	sharesPort,
 	PINNED_MOLECULER_WEB,
 	RateLimitExceeded,
 	responseOnSocket,
@@ -186,7 +187,12 @@ function listeningSockets(port: number): number {
 }
 
 /** A gateway on its own broker, listening as `listenForCrowds` has it, on `port` (0: any). */
-function crowdGateway(port: number, sockets: number, keepAliveTimeoutMs = 5000) {
+function crowdGateway(
+	port: number,
+	sockets: number,
+	keepAliveTimeoutMs = 5000,
+	more: Pick<Parameters<typeof listenForCrowds>[1], "failed" | "canSharePort"> = {}
+) {
 	const own = new ServiceBroker({ logger: false });
 	own.createService({
 		name: "probe",
@@ -203,12 +209,46 @@ function crowdGateway(port: number, sockets: number, keepAliveTimeoutMs = 5000) 
 			]
 		}
 	});
-	listenForCrowds(web, { backlog: 1024, sockets, keepAliveTimeoutMs });
+	listenForCrowds(web, { backlog: 1024, sockets, keepAliveTimeoutMs, ...more });
 	const server = (web as unknown as { server: http.Server }).server;
 	return { broker: own, server, port: () => (server.address() as AddressInfo).port };
 }
 
 describe("listenForCrowds", () => {
+	it("shares a port among sockets only where Node's reusePort works: Linux or FreeBSD, Node 22.12 or 23.1 on", () => {
+		expect(sharesPort("linux", "22.23.3")).toBe(true);
+		expect(sharesPort("linux", "22.12.0")).toBe(true);
+		expect(sharesPort("linux", "23.1.0")).toBe(true);
+		expect(sharesPort("freebsd", "24.0.0")).toBe(true);
+		// Older Nodes ignore the option (the extra sockets find the port taken).
+		expect(sharesPort("linux", "22.11.0")).toBe(false);
+		expect(sharesPort("linux", "23.0.0")).toBe(false);
+		expect(sharesPort("linux", "20.19.5")).toBe(false);
+		// On macOS and Windows the option ends the server.
+		expect(sharesPort("darwin", "22.23.3")).toBe(false);
+		expect(sharesPort("win32", "24.0.0")).toBe(false);
+		// This machine and its Node (the project's own) share a port.
+		expect(sharesPort()).toBe(process.platform === "linux");
+	});
+
+	it("listens on one socket, and says so once, where a port cannot be shared", async () => {
+		const told: string[] = [];
+		const gateway = crowdGateway(0, 4, 5000, {
+			canSharePort: false,
+			failed: err => told.push(err.message)
+		});
+		await gateway.broker.start();
+		const port = gateway.port();
+		try {
+			expect(listeningSockets(port)).toBe(1);
+			expect(told).toEqual([expect.stringContaining("listening on one")]);
+			const res = await fetch(`http://127.0.0.1:${port}/hello`);
+			expect(await res.json()).toEqual({ hello: true });
+		} finally {
+			await gateway.broker.stop();
+		}
+	});
+
 	it("listens on as many sockets as asked, on one port, every one answered by the gateway", async () => {
 		const gateway = crowdGateway(0, 4);
 		await gateway.broker.start();
