@@ -34,8 +34,8 @@ function readStat(pid) {
 	}
 }
 
-/** utime + stime of a process (this one by default) and all its descendants, in clock ticks. */
-function readTree(root = process.pid) {
+/** utime + stime of processes (this one by default) and all their descendants, in clock ticks. */
+function readTree(roots = [process.pid]) {
 	const procs = new Map();
 	for (const name of fs.readdirSync("/proc")) {
 		if (!/^\d+$/.test(name)) continue;
@@ -48,7 +48,7 @@ function readTree(root = process.pid) {
 		children.get(p.ppid).push(pid);
 	}
 	let ticks = 0;
-	const pending = [root];
+	const pending = [...roots];
 	while (pending.length > 0) {
 		const pid = pending.pop();
 		ticks += procs.get(pid)?.ticks ?? 0;

@@ -53,8 +53,13 @@ const log = msg =>
  * CPU seconds (user + system) the system's processes, and nginx's workers where it is in front,
  * have used so far (Linux; 0 elsewhere).
  */
-const systemCpu = target =>
-	target.processes.reduce((sum, p) => sum + readTree(p.child.pid) / 100, 0);
+const systemCpu = target => {
+	try {
+		return readTree(target.processes.map(p => p.child.pid)) / 100;
+	} catch {
+		return 0;
+	}
+};
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
 
@@ -103,8 +108,11 @@ async function heldSeats(operator, showID) {
 	return holds.reduce((sum, h) => sum + h.count, 0);
 }
 
-/** "embedded" or "cluster", alone or behind nginx ("embedded+nginx": deploy/nginx-one-node.conf). */
-async function startShape(kind) {
+/**
+ * "embedded" or "cluster", alone or behind nginx ("embedded+nginx": deploy/nginx-one-node.conf),
+ * for crowds of up to `most` connections.
+ */
+async function startShape(kind, most) {
 	const [shape, proxy] = kind.split("+");
 	const env = { CHECKOUT_TIMEOUT_MS: String(CHECKOUT_TIMEOUT_MS) };
 	// Behind nginx the node takes the client's address from X-Forwarded-For, as the file says.
@@ -127,13 +135,12 @@ async function startShape(kind) {
 		target = await procs.startCluster({ env });
 		operator = await operatorNode(target.transporter, target.namespace);
 	}
-	if (proxy) await putNginxInFront(target);
+	if (proxy) await putNginxInFront(target, most);
 	return { target, operator };
 }
 
 /** nginx with deploy/nginx-one-node.conf in front of the target's gateway: clients go through it. */
-async function putNginxInFront(target) {
-	const most = Math.max(...CONNECTIONS);
+async function putNginxInFront(target, most) {
 	// Each worker may take the whole crowd, and keeps its connections to the node besides.
 	const nginx = await startNginx(port => oneNodeConfig(new URL(target.baseUrl).host, port), {
 		connections: most * 2
@@ -218,7 +225,7 @@ async function runFloor(opts) {
 async function runShape(kind, opts) {
 	if (kind === "floor") return runFloor(opts);
 	log(`${kind}: starting`);
-	const { target, operator } = await startShape(kind);
+	const { target, operator } = await startShape(kind, Math.max(...opts.connections));
 	const rows = [];
 	try {
 		for (const { connections, crowd } of rowsOf(opts.connections, opts.repeat)) {
