@@ -4,7 +4,8 @@
  *    and the node sees the buyer's address;
  *  - a checkout beyond the node's connections (`max_conns`) gets the node's own 503 SERVER_BUSY at
  *    once, in its JSON and with a Retry-After, while reads still pass;
- *  - a node that is down gets the node's 503 SERVICE_UNAVAILABLE, not nginx's HTML.
+ *  - a node that is down gets the node's 503 SERVICE_UNAVAILABLE, not nginx's HTML, for a checkout
+ *    as for a read.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -104,12 +105,15 @@ describe("deploy/nginx-one-node.conf in front of one node", () => {
 		const down = await freePort();
 		const nginx = await startNginx(listen => oneNodeConfig(`127.0.0.1:${down}`, listen));
 		try {
-			const read = await fetch(`${nginx.baseUrl}/shows/${ROCK}`);
-			expect(await read.json()).toMatchObject({ code: 503, type: "SERVICE_UNAVAILABLE" });
-			for (const res of [read, await checkout(nginx.baseUrl, "Eve")]) {
+			// A checkout is not told the node is busy: nothing there can take it.
+			for (const res of [
+				await fetch(`${nginx.baseUrl}/shows/${ROCK}`),
+				await checkout(nginx.baseUrl, "Eve")
+			]) {
 				expect(res.status).toBe(503);
 				expect(res.headers.get("retry-after")).toBeTruthy();
 				expect(res.headers.get("content-type")).toBe("application/json; charset=utf-8");
+				expect(await res.json()).toMatchObject({ code: 503, type: "SERVICE_UNAVAILABLE" });
 			}
 		} finally {
 			await nginx.stop();
