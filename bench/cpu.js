@@ -1,7 +1,8 @@
 /**
  * How much CPU the rest of the machine took while a workload ran: total busy time (/proc/stat)
- * minus the time of this runner and every process it started (/proc/<pid>/stat). A benchmark on a
- * shared 2-core machine is only as good as this number is small, so every workload reports it.
+ * minus the time of this runner and every process it started (/proc/<pid>/stat), and apart from
+ * that the time the hypervisor gave to other guests ("steal"). A benchmark on a shared 2-core
+ * machine is only as good as these numbers are small, so every workload reports them.
  * Linux only; elsewhere it reports null.
  */
 "use strict";
@@ -19,7 +20,8 @@ function readMachine() {
 		.map(Number);
 	// user nice system idle iowait irq softirq steal
 	const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
-	return { total, busy: total - fields[3] - fields[4] };
+	const steal = fields[7] ?? 0;
+	return { total, busy: total - fields[3] - fields[4] - steal, steal };
 }
 
 /** A process's parent and its utime + stime in clock ticks, from /proc; null once it is gone. */
@@ -65,17 +67,28 @@ function snapshot() {
 	}
 }
 
-/** Cores' worth of CPU that other processes used since `before`, and what this run used. */
+/**
+ * Cores' worth of CPU that other processes used since `before`, what the hypervisor took from this
+ * machine meanwhile, and what this run used.
+ */
 function since(before) {
 	const after = snapshot();
 	if (!before || !after || after.total <= before.total)
-		return { otherCores: null, ownCores: null };
+		return { otherCores: null, stolenCores: null, ownCores: null };
 	const cores = os.availableParallelism();
 	const elapsed = (after.total - before.total) / cores;
 	const busy = after.busy - before.busy;
 	const own = after.own - before.own;
 	const round = x => Math.round(Math.max(0, x) * 100) / 100;
-	return { otherCores: round((busy - own) / elapsed), ownCores: round(own / elapsed) };
+	return {
+		otherCores: round((busy - own) / elapsed),
+		stolenCores: round((after.steal - before.steal) / elapsed),
+		ownCores: round(own / elapsed)
+	};
 }
 
-module.exports = { snapshot, since, readStat, readTree };
+/** CPU that was not this run's to use: other processes' and the hypervisor's, in cores. */
+const notOurs = usage =>
+	usage.otherCores === null ? null : usage.otherCores + (usage.stolenCores ?? 0);
+
+module.exports = { snapshot, since, notOurs, readStat, readTree };

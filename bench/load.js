@@ -29,7 +29,10 @@ function setIdleGuard(options) {
 	Object.assign(idle, options);
 }
 
-/** Waits until other processes used less than `maxOthers` cores for 3 s in a row. */
+/**
+ * Waits until other processes and the hypervisor took less than `maxOthers` cores for 3 s in a
+ * row.
+ */
 async function waitIdle(force = false) {
 	if (!idle.enabled && !force) return;
 	const deadline = Date.now() + idle.waitS * 1000;
@@ -37,8 +40,8 @@ async function waitIdle(force = false) {
 	while (calm < 3 && Date.now() < deadline) {
 		const before = cpu.snapshot();
 		await new Promise(r => setTimeout(r, 1000));
-		const { otherCores } = cpu.since(before);
-		calm = otherCores !== null && otherCores < idle.maxOthers ? calm + 1 : 0;
+		const taken = cpu.notOurs(cpu.since(before));
+		calm = taken !== null && taken < idle.maxOthers ? calm + 1 : 0;
 	}
 }
 
@@ -50,7 +53,8 @@ async function guarded(measure) {
 		result = await measure();
 		result.attempts = attempt;
 		if (!idle.enabled || attempt > idle.retries) return result;
-		if (result.otherCores === null || result.otherCores <= idle.maxOthers * 2) return result;
+		const taken = cpu.notOurs(result);
+		if (taken === null || taken <= idle.maxOthers * 2) return result;
 	}
 }
 

@@ -16,7 +16,8 @@
  *   --ref <git ref>                     measure that commit (built privately) instead of dist/
  *   --wait-idle                         on a shared machine: start each measured run only once
  *                                       other processes leave the CPU alone, and measure again
- *                                       (twice at most) if they took more than 0.3 cores
+ *                                       (twice at most) if they, or the hypervisor (steal), took more
+ *                                       than 0.3 cores
  *
  * Prints markdown tables and writes bench/results/latest.json (a run of only some sections:
  * latest-<sections>.json), and a dated copy. Exits 1 if a
@@ -467,17 +468,26 @@ function errorsCell(r) {
 	return parts.length > 0 ? parts.join("; ") : "0";
 }
 
-/** Cores this run used and cores other processes took meanwhile (ideally 0). */
+/** What the hypervisor took from this machine during a run, when it took enough to matter. */
+const stolenNote = stolen => (stolen >= 0.05 ? `, ${stolen.toFixed(2)} stolen` : "");
+
+/**
+ * Cores this run used and cores other processes took meanwhile (ideally 0), and what the
+ * hypervisor took (steal).
+ */
 function cpuCell(r) {
 	if (!r || r.ownCores === null || r.ownCores === undefined) return null;
 	const client = r.clientCores !== undefined ? ` (${r.client} ${r.clientCores.toFixed(2)})` : "";
-	return `${r.ownCores.toFixed(2)} / ${r.otherCores.toFixed(2)}${client}`;
+	return `${r.ownCores.toFixed(2)} / ${r.otherCores.toFixed(2)}${client}${stolenNote(r.stolenCores ?? 0)}`;
 }
 
-/** The most CPU other processes took during any of these workloads. */
+/** The most CPU other processes, and apart from them the hypervisor, took during any of these. */
 function othersCell(...results) {
-	const values = results.map(r => r?.otherCores).filter(x => typeof x === "number");
-	return values.length > 0 ? Math.max(...values).toFixed(2) : null;
+	const most = key => Math.max(...results.map(r => r?.[key]).filter(x => typeof x === "number"));
+	const others = most("otherCores");
+	return Number.isFinite(others)
+		? `${others.toFixed(2)}${stolenNote(most("stolenCores"))}`
+		: null;
 }
 
 function mainTable(out) {
@@ -756,6 +766,14 @@ function report(out) {
 			"",
 			`WARNING: other processes took up to ${busiest.toFixed(2)} cores during a workload ` +
 				`("others' CPU"); those numbers are lower than this machine can do.`
+		);
+	const robbed = Math.max(0, ...allResults(out).map(r => r.stolenCores ?? 0));
+	if (robbed > 0.2)
+		parts.push(
+			"",
+			`WARNING: the hypervisor took up to ${robbed.toFixed(2)} cores from this machine during ` +
+				'a workload (steal, "stolen" in the CPU columns); those numbers are lower than the ' +
+				"same machine does when its host is quiet."
 		);
 	const withErrors = workloadsWithErrors(out);
 	if (withErrors.length > 0)

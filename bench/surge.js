@@ -24,7 +24,7 @@ const path = require("node:path");
 const { URL } = require("node:url");
 const { ServiceBroker } = require("moleculer");
 const procs = require("./procs");
-const { readTree } = require("./cpu");
+const { readTree, since, snapshot } = require("./cpu");
 const { oneNodeConfig, startNginx } = require("../scripts/nginx");
 const { startNats } = require("../scripts/servers");
 
@@ -62,6 +62,18 @@ const systemCpu = target => {
 };
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+
+/**
+ * One crowd's run against `target`, with the cores its processes used and the cores the hypervisor
+ * took from this machine meanwhile (steal): on a shared VM a run can lose a third of its CPU so.
+ */
+async function measuredRun(target, showID, connections, durationS, crowd) {
+	const cpuBefore = systemCpu(target);
+	const machineBefore = snapshot();
+	const load = await runClient(target.baseUrl, showID, connections, durationS, crowd);
+	const systemCores = Math.round(((systemCpu(target) - cpuBefore) / load.seconds) * 100) / 100;
+	return { ...load, systemCores, stolenCores: since(machineBefore).stolenCores };
+}
 
 /** Enough file descriptors for the most connections, on both ends, and then some. */
 function raiseFdLimit(connections) {
@@ -186,6 +198,7 @@ function medianRows(runs, by) {
 		return {
 			...median,
 			runs: group.map(by),
+			stolen: group.map(r => r.stolenCores ?? "–"),
 			...(median.heldAfter === undefined
 				? {}
 				: { heldAtEnd: worst("heldAtEnd"), heldAfter: worst("heldAfter") })
@@ -201,17 +214,9 @@ async function runFloor(opts) {
 	const runs = [];
 	try {
 		for (let i = 0; i < opts.repeat; i++) {
-			const cpuBefore = systemCpu(target);
 			// Any show id: the floor reads no body.
-			const load = await runClient(
-				target.baseUrl,
-				"0".repeat(24),
-				connections,
-				opts.durationS
-			);
-			const systemCores =
-				Math.round(((systemCpu(target) - cpuBefore) / load.seconds) * 100) / 100;
-			runs.push({ kind: "floor", crowd: "patient", ...load, systemCores });
+			const load = await measuredRun(target, "0".repeat(24), connections, opts.durationS);
+			runs.push({ kind: "floor", crowd: "patient", ...load });
 			log(`floor: ${JSON.stringify(runs.at(-1))}`);
 			// One run's crowd has gone before the next arrives.
 			await sleep(2000);
@@ -234,21 +239,12 @@ async function runShape(kind, opts) {
 				houseSize: SEATS
 			});
 			log(`${kind}: ${connections} ${crowd} connections for ${opts.durationS} s`);
-			const cpuBefore = systemCpu(target);
-			const load = await runClient(
-				target.baseUrl,
-				show._id,
-				connections,
-				opts.durationS,
-				crowd
-			);
-			const systemCores =
-				Math.round(((systemCpu(target) - cpuBefore) / load.seconds) * 100) / 100;
+			const load = await measuredRun(target, show._id, connections, opts.durationS, crowd);
 			const endedAt = Date.now();
 			const heldAtEnd = await heldSeats(operator, show._id);
 			await sleep(Math.max(0, endedAt + SETTLE_MS - Date.now()));
 			const heldAfter = await heldSeats(operator, show._id);
-			rows.push({ kind, crowd, ...load, systemCores, heldAtEnd, heldAfter });
+			rows.push({ kind, crowd, ...load, heldAtEnd, heldAfter });
 			log(`${kind}: ${JSON.stringify(rows.at(-1))}`);
 		}
 	} finally {
@@ -299,8 +295,8 @@ function verdicts(rows) {
 
 function report(rows) {
 	const lines = [
-		"| shape | connections | crowd | bookings/s | runs | 201 p50 | 201 p99 | refusals p99 | after the arrival: bookings/s, 201 p99 / refusals p99 | 503s with Retry-After | GET / p99 | held at end | held +15 s | answers | CPU system / client, client lag p99 |",
-		"|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+		"| shape | connections | crowd | bookings/s | runs | 201 p50 | 201 p99 | refusals p99 | after the arrival: bookings/s, 201 p99 / refusals p99 | 503s with Retry-After | GET / p99 | held at end | held +15 s | answers | CPU system / client, client lag p99 | stolen, each run |",
+		"|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
 	];
 	const ms = x => (x === null || x === undefined ? "–" : `${x} ms`);
 	const count = x => (x === undefined ? "–" : x);
@@ -312,7 +308,9 @@ function report(rows) {
 				`${ms(r.getRoot.p99)} | ${count(r.heldAtEnd)} | ${count(r.heldAfter)} | ` +
 				`${Object.entries(r.statuses)
 					.map(([s, n]) => `${s}: ${n}`)
-					.join(", ")} | ${r.systemCores} / ${r.clientCores}, ${ms(r.clientLagP99)} |`
+					.join(
+						", "
+					)} | ${r.systemCores} / ${r.clientCores}, ${ms(r.clientLagP99)} | ${r.stolen.join(" / ")} |`
 		);
 	lines.push("");
 	for (const v of verdicts(rows))
@@ -326,6 +324,13 @@ function report(rows) {
 				`and 256, 201 p99 ${ms(most.settled.bookedP99)}, refusals p99 ${ms(most.settled.refusedP99)}`
 		);
 	}
+	const robbed = rows.flatMap(r => r.stolen).filter(x => typeof x === "number" && x >= 0.1);
+	if (robbed.length > 0)
+		lines.push(
+			`- the hypervisor took 0.1 cores or more from this machine in ${robbed.length} of ` +
+				`${rows.flatMap(r => r.stolen).length} runs ("stolen"): those runs show less than ` +
+				"the machine does when its host is quiet"
+		);
 	for (const f of rows.filter(r => r.kind === "floor"))
 		lines.push(
 			`- the machine's floor, a bare Node server refusing all ${f.connections} at once: refusals p99 ` +
