@@ -106,7 +106,10 @@ export function createAdmissionGate(options: AdmissionOptions): AdmissionGate {
 			if (released) return;
 			released = true;
 			running--;
-			slotMs += (now() - taken - slotMs) * SMOOTHING;
+			// The first checkout to finish sets the pace; an average started at 0 would take
+			// dozens of checkouts to reach it, and meanwhile let in a queue that cannot get in.
+			const held = now() - taken;
+			slotMs = slotMs === 0 ? held : slotMs + (held - slotMs) * SMOOTHING;
 			const next = queue.shift();
 			if (next) {
 				clearTimeout(next.timer);

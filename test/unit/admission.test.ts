@@ -85,6 +85,19 @@ describe("admission gate", () => {
 		expect(g.load()).toEqual({ running: 1, waiting: 0 });
 	});
 
+	it("takes the pace from the first checkout that finished, refusing at once what could not get in at it", async () => {
+		let clock = 0;
+		const g = gate({ concurrency: 1, queueSize: 10, maxWaitMs: 500, now: () => clock });
+		const first = await g.enter();
+		clock += 1000;
+		first();
+		await g.enter();
+		// The next would wait about a second, over half the longest wait.
+		const next = g.enter();
+		expect(g.load()).toEqual({ running: 1, waiting: 0 });
+		await expect(next).rejects.toMatchObject({ code: 503, type: "SERVER_BUSY" });
+	});
+
 	it("queues one round of checkouts at most until one has finished and their pace is known", async () => {
 		const g = gate({ concurrency: 2, queueSize: 100 });
 		await g.enter();
