@@ -2,13 +2,17 @@
  * An on-sale surge on real processes (issue 21):
  *  - a burst far past a gateway node's admission limit gets some 201s and, at once, 503s that say
  *    when to retry; never a 500;
+ *  - while the gate refuses checkouts, reads of the list and of a show are answered, and /events
+ *    carries the sale's changes;
  *  - seats held by checkouts whose orchestrator died between the hold and the sale come back
  *    within CHECKOUT_TIMEOUT_MS + 5 s, not after HOLD_TTL: in the embedded shape (one process on
  *    NeDB, SIGKILLed and restarted) and the cluster shape (the api node SIGKILLed).
  * The embedded node joins NATS only so that an operator node can list its holds, as the REPL would.
  */
 import type { ServiceBroker } from "moleculer";
+import { httpCall } from "../support/http";
 import { operatorNode } from "../support/probe";
+import { openEvents } from "../support/sse";
 import { startCluster, waitForHealthy, type Cluster, type NodeHandle } from "../support/system";
 
 const CHECKOUT_TIMEOUT_MS = 15000;
@@ -36,11 +40,14 @@ async function reserve(baseUrl: string, showID: string, count: number): Promise<
 function steadyLoad(baseUrl: string, showID: string, workers: number) {
 	let running = true;
 	let booked = 0;
+	let refused = 0;
 	const done = Promise.all(
 		Array.from({ length: workers }, async () => {
 			while (running) {
 				try {
-					if ((await reserve(baseUrl, showID, 2)).status === 201) booked++;
+					const { status, type } = await reserve(baseUrl, showID, 2);
+					if (status === 201) booked++;
+					if (type === "SERVER_BUSY") refused++;
 				} catch {
 					await sleep(50);
 				}
@@ -49,6 +56,8 @@ function steadyLoad(baseUrl: string, showID: string, workers: number) {
 	);
 	return {
 		booked: () => booked,
+		/** Checkouts the admission gate refused so far. */
+		refused: () => refused,
 		async stop() {
 			running = false;
 			await done;
@@ -143,6 +152,43 @@ describe("embedded", () => {
 			showID: show._id
 		});
 		expect(seats.reserved).toBe(answers.filter(a => a.status === 201).length);
+	}, 60000);
+
+	it("answers reads and streams the sale's changes while its admission gate refuses checkouts", async () => {
+		const show = await operator.call<{ _id: string }, object>("shows.create", {
+			name: "Watched on-sale",
+			houseSize: 100000
+		});
+		const events = await openEvents(cluster.baseUrl);
+		// Twice the gate's concurrency, each asking again at once: it refuses some all along.
+		const load = steadyLoad(cluster.baseUrl, show._id, 64);
+		try {
+			while (load.refused() === 0) await sleep(20);
+			const refusedBefore = load.refused();
+			const reads = [];
+			for (let i = 0; i < 20; i++)
+				reads.push(
+					...(await Promise.all([
+						httpCall(cluster.baseUrl, "GET", "/"),
+						httpCall(cluster.baseUrl, "GET", `/shows/${show._id}`)
+					]))
+				);
+			// Checkouts were refused while the reads went on, and not one read was.
+			expect(load.refused()).toBeGreaterThan(refusedBefore);
+			expect(reads.map(r => r.status)).toEqual(Array(40).fill(200));
+			expect(reads[1].body).toMatchObject({ _id: show._id, houseSize: 100000 });
+			// The watchers of the box office see the sale go on.
+			await events.waitFor(
+				f =>
+					f.event === "seats" &&
+					JSON.parse(f.data!)._id === show._id &&
+					JSON.parse(f.data!).reserved > 0
+			);
+		} finally {
+			events.close();
+			await load.stop();
+		}
+		expect(load.booked()).toBeGreaterThan(0);
 	}, 60000);
 
 	it("gives back the seats of checkouts cut off by a crash within CHECKOUT_TIMEOUT_MS + 5 s", async () => {
