@@ -2,7 +2,8 @@
  * The machine's floor: what a bare Node `http` server does on this machine, with none of the
  * system's work. The benchmark runs each in its own process, loaded exactly like the system.
  *
- *   bare    GET / answers the same 3-show JSON list that the system answers on a fresh store.
+ *   bare    GET / answers the same 3-show JSON list that the system answers on a fresh store, and
+ *           GET /shows/:id one show of it.
  *   moleculer-web  the framework's own least: a local broker, moleculer-web with one alias, and one
  *           plain action returning the same list. What any gateway built on it costs.
  *   append  POST /reserve and DELETE /reservations/:id append the request to a file with
@@ -39,6 +40,8 @@ const SHOWS = [
 	available: s.houseSize - s.presold
 }));
 const SHOWS_JSON = JSON.stringify(SHOWS);
+/** What GET /shows/:id answers, for any well-formed id: one show. */
+const SHOW_JSON = JSON.stringify(SHOWS[0]);
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
@@ -54,10 +57,12 @@ function answerRead(req, res) {
 	if (req.method === "GET" && req.url === "/") return (send(res, 200, SHOWS_JSON), true);
 	if (req.method === "GET" && req.url === "/health")
 		return (send(res, 200, '{"status":"ok"}'), true);
+	if (req.method === "GET" && /^\/shows\/[0-9a-f]{24}$/.test(req.url ?? ""))
+		return (send(res, 200, SHOW_JSON), true);
 	return false;
 }
 
-/** GET / and /health only. */
+/** GET /, GET /shows/:id and /health only. */
 function createBareServer() {
 	return http.createServer((req, res) => {
 		if (!answerRead(req, res)) send(res, 404, '{"code":404}');

@@ -1,7 +1,7 @@
 /**
  * The surge's load client, in a process of its own (bench/surge.js runs it): `connections` buyers
- * POST 2-seat checkouts back to back for `duration` seconds over keep-alive connections, while one
- * reader GETs / in a loop. Records each answer's latency by its status, over the whole run and
+ * POST 2-seat checkouts back to back for `duration` seconds over keep-alive connections, while two
+ * readers GET / and GET /shows/<showID> in a loop. Records each answer's latency by its status, over the whole run and
  * apart for the requests sent once the crowd is in (2 s after the start), and prints one JSON object.
  * A buyer refused with 503 waits its Retry-After before trying again, as the box office does;
  * `ignore-retry-after` makes the crowd retry at once instead, as wrk and impatient scripts do.
@@ -133,6 +133,7 @@ async function main() {
 		JSON.stringify({ showID, name: "Surge", count: 2 })
 	);
 	const list = requestBytes("GET", "/");
+	const showRead = requestBytes("GET", `/shows/${showID}`);
 	const byStatus = {};
 	/** The same, for requests sent once the crowd is in. */
 	const settledByStatus = {};
@@ -140,6 +141,7 @@ async function main() {
 	let bookedOnceIn = 0;
 	let busyWithRetryAfter = 0;
 	const reads = [];
+	const showReads = [];
 	const ends = Date.now() + durationMs;
 	const started = Date.now();
 	const cpuBefore = process.cpuUsage();
@@ -171,15 +173,20 @@ async function main() {
 		}
 		conn.close();
 	};
-	const reader = async () => {
+	// Two readers, each on a connection of its own: the list, and the show on sale.
+	const reader = async (request, into) => {
 		const conn = connection();
 		while (Date.now() < ends) {
-			const a = await conn.send(list);
-			reads.push(a.status === 200 ? a.ms : CLIENT_TIMEOUT_MS);
+			const a = await conn.send(request);
+			into.push(a.status === 200 ? a.ms : CLIENT_TIMEOUT_MS);
 		}
 		conn.close();
 	};
-	await Promise.all([reader(), ...Array.from({ length: connections }, (_, i) => buyer(i))]);
+	await Promise.all([
+		reader(list, reads),
+		reader(showRead, showReads),
+		...Array.from({ length: connections }, (_, i) => buyer(i))
+	]);
 	const seconds = (Date.now() - started) / 1000;
 	const cpu = process.cpuUsage(cpuBefore);
 
@@ -194,6 +201,7 @@ async function main() {
 	const busy = sorted(byStatus[503]);
 	const refusals = refusalsOf(byStatus);
 	const readTimes = sorted(reads);
+	const showReadTimes = sorted(showReads);
 	const result = {
 		connections,
 		honoursRetryAfter,
@@ -215,6 +223,11 @@ async function main() {
 			n: readTimes.length,
 			p50: round(percentile(readTimes, 0.5)),
 			p99: round(percentile(readTimes, 0.99))
+		},
+		getShow: {
+			n: showReadTimes.length,
+			p50: round(percentile(showReadTimes, 0.5)),
+			p99: round(percentile(showReadTimes, 0.99))
 		}
 	};
 	process.stdout.write(JSON.stringify(result) + "\n");

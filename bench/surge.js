@@ -3,10 +3,11 @@
  * for a few seconds each, on a 100,000-seat show of its own per row, embedded (the operator joining
  * over NATS) and as a cluster. The load client runs in a process of its own (bench/surge-client.js)
  * and records latency by status. Per row: bookings/s; p50 and p99 of the 201 answers only; p99 of
- * the refusals; the share of 503s with Retry-After; GET / p99 under the load; the seats held by
- * checkouts nobody waits for any more, at the surge's end and CHECKOUT_TIMEOUT_MS + 5 s later; the
- * CPU of the system's processes and of the client, the client's own event-loop lag, and the cores
- * the hypervisor took from this machine during each run (steal). The crowd honours Retry-After;
+ * the refusals; the share of 503s with Retry-After; GET / and GET /shows/:id p99 under the load;
+ * the seats held by checkouts nobody waits for any more, at the surge's end and
+ * CHECKOUT_TIMEOUT_MS + 5 s later; the CPU of the system's processes and of the client, the
+ * client's own event-loop lag, and the cores the hypervisor took from this machine during each run
+ * (steal). The crowd honours Retry-After;
  * one more row at the most connections retries at once instead. A first row sends the most
  * connections to the machine's floor (bench/floor.js busy: a bare Node server that refuses every
  * checkout at once), to show what the machine allows a refusal in that crowd. Both shapes run
@@ -286,6 +287,11 @@ function verdicts(rows) {
 			`GET / p99 ≤ ${TARGETS.getRootP99Ms} ms in every row`,
 			of.every(r => r.getRoot.p99 !== null && r.getRoot.p99 <= TARGETS.getRootP99Ms)
 		);
+		// Not in the issue's list of targets, but in its wish: the show on sale reads as fast.
+		check(
+			`GET /shows/:id p99 ≤ ${TARGETS.getRootP99Ms} ms in every row`,
+			of.every(r => r.getShow.p99 !== null && r.getShow.p99 <= TARGETS.getRootP99Ms)
+		);
 		check(
 			"0 seats withheld CHECKOUT_TIMEOUT_MS + 5 s after each surge",
 			of.every(r => r.heldAfter === 0)
@@ -296,8 +302,8 @@ function verdicts(rows) {
 
 function report(rows) {
 	const lines = [
-		"| shape | connections | crowd | bookings/s | runs | 201 p50 | 201 p99 | refusals p99 | after the arrival: bookings/s, 201 p99 / refusals p99 | 503s with Retry-After | GET / p99 | held at end | held +15 s | answers | CPU system / client, client lag p99 | stolen, each run |",
-		"|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
+		"| shape | connections | crowd | bookings/s | runs | 201 p50 | 201 p99 | refusals p99 | after the arrival: bookings/s, 201 p99 / refusals p99 | 503s with Retry-After | GET / p99 | GET /shows/:id p99 | held at end | held +15 s | answers | CPU system / client, client lag p99 | stolen, each run |",
+		"|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
 	];
 	const ms = x => (x === null || x === undefined ? "–" : `${x} ms`);
 	const count = x => (x === undefined ? "–" : x);
@@ -306,7 +312,7 @@ function report(rows) {
 			`| ${r.kind} | ${r.connections} | ${r.crowd} | ${r.bookingsPerS} | ${r.runs.join(" / ")} | ${ms(r.booked.p50)} | ${ms(r.booked.p99)} | ` +
 				`${ms(r.refused.p99)} | ${r.settled.bookingsPerS}, ${ms(r.settled.bookedP99)} / ${ms(r.settled.refusedP99)} | ` +
 				`${r.busyWithRetryAfter === null ? "–" : `${Math.round(r.busyWithRetryAfter * 100)}%`} | ` +
-				`${ms(r.getRoot.p99)} | ${count(r.heldAtEnd)} | ${count(r.heldAfter)} | ` +
+				`${ms(r.getRoot.p99)} | ${ms(r.getShow.p99)} | ${count(r.heldAtEnd)} | ${count(r.heldAfter)} | ` +
 				`${Object.entries(r.statuses)
 					.map(([s, n]) => `${s}: ${n}`)
 					.join(
