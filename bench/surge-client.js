@@ -1,8 +1,9 @@
 /**
  * The surge's load client, in a process of its own (bench/surge.js runs it): `connections` buyers
  * POST 2-seat checkouts back to back for `duration` seconds over keep-alive connections, while two
- * readers GET / and GET /shows/<showID> in a loop. Records each answer's latency by its status, over the whole run and
- * apart for the requests sent once the crowd is in (2 s after the start), and prints one JSON object.
+ * readers GET / and GET /shows/<showID> in a loop. Records each answer's latency by its status,
+ * over the whole run and apart for the requests sent once the crowd is in (2 s after the start),
+ * and prints one JSON object.
  * A buyer refused with 503 waits its Retry-After before trying again, as the box office does;
  * `ignore-retry-after` makes the crowd retry at once instead, as wrk and impatient scripts do.
  *
