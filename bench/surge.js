@@ -7,13 +7,13 @@
  * the seats held by checkouts nobody waits for any more, at the surge's end and
  * CHECKOUT_TIMEOUT_MS + 5 s later; the CPU of the system's processes and of the client, the
  * client's own event-loop lag, and the cores the hypervisor took from this machine during each run
- * (steal). The crowd honours Retry-After;
- * one more row at the most connections retries at once instead. A first row sends the most
- * connections to the machine's floor (bench/floor.js busy: a bare Node server that refuses every
- * checkout at once), to show what the machine allows a refusal in that crowd. Both shapes run
- * again behind nginx with deploy/nginx-one-node.conf ("embedded+nginx"): the crowd's connections
- * end at nginx, which refuses checkouts beyond the node's connections itself. Each row is run three
- * times and reported by its run with the median bookings/s.
+ * (steal). The crowd honours Retry-After; one more row at the most connections retries at once
+ * instead. A first row sends the most connections to the machine's floor (bench/floor.js busy: a
+ * bare Node server that refuses every checkout at once), to show what the machine allows a refusal
+ * in that crowd. Both shapes run again behind nginx with deploy/nginx-one-node.conf
+ * ("embedded+nginx"): the crowd's connections end at nginx, which refuses checkouts beyond the
+ * node's connections itself. Each row is run three times and reported by its run with the median
+ * bookings/s.
  *
  *   node bench/surge.js [--only floor,embedded,cluster,embedded+nginx,cluster+nginx] [--duration 8]
  *                     [--connections 32,256] [--repeat 3] [--ref <git ref>]

@@ -16,13 +16,17 @@ let cluster: Cluster;
 let operator: ServiceBroker;
 const metricsBase: Record<string, number> = {};
 
-async function reserve(body: Record<string, unknown>) {
+async function reserve(body: Record<string, unknown>, headers: Record<string, string> = {}) {
 	const res = await fetch(`${cluster.baseUrl}/reserve`, {
 		method: "POST",
-		headers: { "content-type": "application/json" },
+		headers: { "content-type": "application/json", ...headers },
 		body: JSON.stringify(body)
 	});
-	return { status: res.status, body: (await res.json()) as any };
+	return {
+		status: res.status,
+		body: (await res.json()) as any,
+		retryAfter: Number(res.headers.get("retry-after"))
+	};
 }
 
 async function getJson(path: string) {
@@ -155,16 +159,11 @@ it("stores the seed shows with their original ids as ObjectIds, with the indexes
  * its admission gate, which refuses before any work is done).
  */
 async function reservePatiently(body: Record<string, unknown>) {
-	const key = randomUUID();
+	const key = { "idempotency-key": randomUUID() };
 	for (let tries = 1; ; tries++) {
-		const res = await fetch(`${cluster.baseUrl}/reserve`, {
-			method: "POST",
-			headers: { "content-type": "application/json", "idempotency-key": key },
-			body: JSON.stringify(body)
-		});
-		const answer = { status: res.status, body: (await res.json()) as any };
+		const answer = await reserve(body, key);
 		if (answer.body?.type !== "SERVER_BUSY" || tries === 5) return answer;
-		await new Promise(r => setTimeout(r, Number(res.headers.get("retry-after")) * 1000));
+		await new Promise(r => setTimeout(r, answer.retryAfter * 1000));
 	}
 }
 
