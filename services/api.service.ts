@@ -51,6 +51,7 @@ interface ApiSettings extends ServiceSettingSchema {
 }
 
 interface ApiMethods extends MetricsMethods {
+	resyncShows(): void;
 	httpHandler(req: IncomingMessage, res: ServerResponse, next: () => void): unknown;
 }
 
@@ -222,14 +223,24 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			this.eventStream.publish(ctx.params);
 		},
 
+		// A shows node wrote before it knew of this node: its events never came here.
+		"shows.resync"(ctx: Context<{ nodeID: string }>) {
+			if (ctx.params.nodeID === this.broker.nodeID) this.resyncShows();
+		},
+
 		// Events may have been missed while this node was cut off from the others.
 		"$transporter.connected"() {
-			forgetShows(this.showsCache);
-			this.eventStream.resync();
+			this.resyncShows();
 		}
 	},
 
 	methods: {
+		/** Reads the show list afresh, and tells the event streams' clients where every show stands. */
+		resyncShows() {
+			forgetShows(this.showsCache);
+			this.eventStream.resync();
+		},
+
 		/** Every request passes the front door (lib/gateway/front-door.ts) before moleculer-web routes it. */
 		httpHandler(req: IncomingMessage, res: ServerResponse, next: () => void) {
 			return this.frontDoor.pass(req, res, next);

@@ -32,6 +32,11 @@ import {
 	SHOW_ID
 } from "../lib/shows/show-store";
 import { operatorActions } from "../lib/shows/show-operations";
+import {
+	changeListenerEvents,
+	createChangeListeners,
+	type ChangeListeners
+} from "../lib/shows/change-listeners";
 import type { HoldState, HoldView, PublicShow, ShowState } from "../lib/common/types";
 
 export { SEED_SHOWS } from "../lib/shows/show-store";
@@ -53,6 +58,7 @@ interface ShowsLocals {
 	adapter: StoreAdapter;
 	side: Record<"show_sales" | "show_releases", SideCollection>;
 	writer: ShowWriter;
+	changeListeners: ChangeListeners;
 	sweepTimer: NodeJS.Timeout | null;
 }
 
@@ -91,18 +97,21 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 	},
 
 	actions: {
-		/** Every show, in the order they were added. */
+		/** Every show, in the order they were added; `versions`: with each document's version. */
 		list: {
 			params: {
 				offset: { type: "number", integer: true, min: 0, optional: true, convert: true },
-				limit: { type: "number", integer: true, min: 1, optional: true, convert: true }
+				limit: { type: "number", integer: true, min: 1, optional: true, convert: true },
+				versions: { type: "boolean", optional: true }
 			},
 			async handler(
-				ctx: Context<{ offset?: number; limit?: number }>
-			): Promise<PublicShow[]> {
-				const { offset, limit } = ctx.params;
+				ctx: Context<{ offset?: number; limit?: number; versions?: boolean }>
+			): Promise<(PublicShow | ShowState)[]> {
+				const { offset, limit, versions } = ctx.params;
 				const shows = await findShows(this, { sort: ["_id"], offset, limit });
-				return shows.map(show => toPublicShow(show));
+				return shows.map(show =>
+					versions ? { ...toPublicShow(show), version: show.version } : toPublicShow(show)
+				);
 			}
 		},
 
@@ -217,6 +226,10 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 		...operatorActions
 	},
 
+	events: {
+		...changeListenerEvents
+	},
+
 	methods: {
 		/** The checkout's deadline its step carries in meta (none from a gateway of an older release). */
 		stepDeadline(ctx: Context<unknown, { deadline?: unknown }>): StepDeadline {
@@ -245,11 +258,12 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 	},
 
 	created() {
+		this.changeListeners = createChangeListeners(this.broker);
 		this.writer = createStoreWriter(
 			this,
 			{
 				saved: (state, expired) => {
-					this.broker.broadcast("shows.changed", state);
+					this.changeListeners.changed(state);
 					if (expired.length === 0) return;
 					this.countMetric(HOLDS_EXPIRED, undefined, expired.length);
 					this.logger.info(

@@ -1,10 +1,12 @@
 /**
  * The gateway's cached show list: filled in pages from `shows.list`, patched in place by
  * `shows.changed` events, and trusted no longer than a safety TTL in case an event was missed.
+ * Every state carries its show's document version, so a fetch that raced events is mended by them
+ * rather than thrown away: a list keeps filling while an on-sale changes it many times a second.
  */
 import type { Context } from "moleculer";
 import { notEnoughSeats } from "../common/errors";
-import type { PublicShow } from "../common/types";
+import type { PublicShow, ShowState } from "../common/types";
 
 /** A read serialised once: its bytes, ETag and headers (answered by lib/gateway/show-reads.ts). */
 export interface ReadAnswer {
@@ -20,14 +22,19 @@ export interface ShowListCache {
 	shows: PublicShow[] | null;
 	byId: Map<string, PublicShow>;
 	fetchedAt: number;
-	/** Bumped by every change event, so a fetch that raced a change is not cached. */
+	/**
+	 * Bumped by every change, so that a fetch without versions (from a shows node of an older
+	 * release) that raced one is not cached.
+	 */
 	generation: number;
+	/** Bumped whenever events may have been missed, so that a fetch begun before is not cached. */
+	forgotten: number;
 	refreshing: Promise<PublicShow[]> | null;
 	/** Serialised answers (lib/gateway/show-reads.ts), dropped whenever what they show changes. */
 	firstPage: ReadAnswer | null;
 	answers: Map<string, ReadAnswer>;
-	/** The newest document version applied per show, from events and answers. */
-	versions: Map<string, number>;
+	/** The newest state known per show with its document version: from events, answers, fetches. */
+	latest: Map<string, ShowState>;
 }
 
 export function createShowListCache(): ShowListCache {
@@ -36,10 +43,11 @@ export function createShowListCache(): ShowListCache {
 		byId: new Map(),
 		fetchedAt: 0,
 		generation: 0,
+		forgotten: 0,
 		refreshing: null,
 		firstPage: null,
 		answers: new Map(),
-		versions: new Map()
+		latest: new Map()
 	};
 }
 
@@ -54,25 +62,22 @@ export function loadShows(
 ): Promise<PublicShow[]> {
 	if (cache.shows && Date.now() - cache.fetchedAt < ttlMs) return Promise.resolve(cache.shows);
 	if (cache.refreshing) return cache.refreshing;
-	const generation = cache.generation;
+	const { generation, forgotten } = cache;
 	const refresh = (async () => {
-		const shows: PublicShow[] = [];
+		const fetched: (PublicShow & { version?: number })[] = [];
 		for (;;) {
 			const page = await ctx.call<PublicShow[], object>("shows.list", {
-				offset: shows.length,
-				limit: FETCH_PAGE
+				offset: fetched.length,
+				limit: FETCH_PAGE,
+				versions: true
 			});
-			shows.push(...page);
+			fetched.push(...page);
 			if (page.length < FETCH_PAGE) break;
 		}
-		if (cache.generation === generation) {
-			cache.shows = shows;
-			cache.byId = new Map(shows.map(s => [s._id, s]));
-			cache.fetchedAt = Date.now();
-			cache.firstPage = null;
-			cache.answers.clear();
-		}
-		return shows;
+		const shows = mendedByEvents(cache, fetched);
+		if (cache.forgotten === forgotten && (shows || cache.generation === generation))
+			keepList(cache, shows ?? fetched);
+		return shows ?? fetched;
 	})();
 	cache.refreshing = refresh;
 	const clear = () => {
@@ -82,15 +87,56 @@ export function loadShows(
 	return refresh;
 }
 
+function publicPart({ _id, name, houseSize, reserved, available }: PublicShow): PublicShow {
+	return { _id, name, houseSize, reserved, available };
+}
+
+/**
+ * A fetched list brought up to the newest state known of each show: a show that an event moved on
+ * while its page was on the way takes the event's state, and a show created meanwhile is added in
+ * the store's order. Null when a show came without its version.
+ */
+function mendedByEvents(
+	cache: ShowListCache,
+	fetched: (PublicShow & { version?: number })[]
+): PublicShow[] | null {
+	if (fetched.some(show => show.version === undefined)) return null;
+	const shows: PublicShow[] = [];
+	const seen = new Set<string>();
+	for (const show of fetched as ShowState[]) {
+		// Pages are read at different moments, so a show may come twice.
+		if (seen.has(show._id)) continue;
+		seen.add(show._id);
+		const known = cache.latest.get(show._id);
+		if (known && known.version > show.version) shows.push(publicPart(known));
+		else {
+			cache.latest.set(show._id, show);
+			shows.push(publicPart(show));
+		}
+	}
+	const created = [...cache.latest.values()].filter(show => !seen.has(show._id));
+	if (created.length === 0) return shows;
+	shows.push(...created.map(publicPart));
+	return shows.sort((a, b) => (a._id < b._id ? -1 : a._id > b._id ? 1 : 0));
+}
+
+function keepList(cache: ShowListCache, shows: PublicShow[]): void {
+	cache.shows = shows;
+	cache.byId = new Map(shows.map(s => [s._id, s]));
+	cache.fetchedAt = Date.now();
+	cache.firstPage = null;
+	cache.answers.clear();
+}
+
 /**
  * A show's seats or size changed somewhere: patch the cached list in place. A state older than
  * one already applied (an event that arrives after a newer answer or event) is dropped.
  */
 export function patchShow(cache: ShowListCache, show: PublicShow & { version?: number }): void {
-	const known = cache.versions.get(show._id);
 	if (show.version !== undefined) {
-		if (known !== undefined && known >= show.version) return;
-		cache.versions.set(show._id, show.version);
+		const known = cache.latest.get(show._id);
+		if (known && known.version >= show.version) return;
+		cache.latest.set(show._id, show as ShowState);
 	}
 	cache.generation++;
 	cache.firstPage = null;
@@ -123,8 +169,13 @@ export function isKnownSoldOut(cache: ShowListCache, ttlMs: number, showID: stri
 	return show !== undefined && show.available <= 0;
 }
 
-/** Events may have been missed (this node was cut off): refetch on the next read. */
+/**
+ * Events may have been missed (this node was cut off, or a shows node wrote before it knew of
+ * this one): refetch on the next read, and keep no fetch that was already on its way.
+ */
 export function forgetShows(cache: ShowListCache): void {
+	cache.forgotten++;
+	cache.refreshing = null;
 	cache.shows = null;
 	cache.firstPage = null;
 	cache.answers.clear();

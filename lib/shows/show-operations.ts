@@ -7,12 +7,14 @@ import { houseTooSmall } from "../common/errors";
 import { seatsInDocument, toPublicShow } from "./show-seats";
 import { BY_SHOW, insertShow, liveHolds, SHOW_ID, type ShowStoreAccess } from "./show-store";
 import type { ShowWriter } from "./show-writer";
+import type { ChangeListeners } from "./change-listeners";
 import { plainText } from "../common/text";
 import type { HoldView, PublicShow } from "../common/types";
 
 /** What the operators' actions need of the shows service. */
 interface ShowsService extends ShowStoreAccess {
 	writer: ShowWriter;
+	changeListeners: ChangeListeners;
 }
 
 const HOUSE_SIZE = { type: "number", integer: true, min: 1, max: 100000 } as const;
@@ -37,9 +39,8 @@ export const operatorActions = {
 			ctx: Context<{ name: string; houseSize: number }>
 		): Promise<PublicShow> {
 			const show = await insertShow(this, ctx.params.name, ctx.params.houseSize);
-			const view = toPublicShow(show);
-			ctx.broadcast("shows.changed", view);
-			return view;
+			this.changeListeners.changed({ ...toPublicShow(show), version: show.version });
+			return toPublicShow(show);
 		}
 	},
 

@@ -3,9 +3,11 @@
  * link to NATS and to the store runs through a proxy of its own, which the tests cut (a partition:
  * connections close, new ones are refused), stall (bytes stop, connections stay open) or slow
  * down, while checkouts run. Each ends with the invariants of the fault tests
- * (test/support/checkout-load.ts).
+ * (test/support/checkout-load.ts). One more freezes the gateway's processes (SIGSTOP), as a long
+ * pause of a host does, until the other nodes give it up.
  */
 import { ObjectId } from "mongodb";
+import fs from "node:fs";
 import type { ServiceBroker } from "moleculer";
 import { checkoutLoad, sleep, type CheckoutAnswer } from "../support/checkout-load";
 import { counterOnNode, openStores, operatorNode } from "../support/probe";
@@ -51,7 +53,8 @@ beforeAll(async () => {
 		services: "api",
 		instances: 2,
 		proxied: true,
-		env: { NODE_ID: "api" }
+		// Its list is trusted all the while: only events and resyncs keep it true.
+		env: { NODE_ID: "api", SHOWS_CACHE_TTL_MS: "3600000" }
 	});
 	await waitForHealthy(cluster.baseUrl, node.api, 60000);
 	operator = await operatorNode(cluster);
@@ -209,4 +212,46 @@ it("stays correct with 5 ms each way on every link", async () => {
 	await Promise.all(links.map(link => link.heal()));
 	await load.settle();
 	await load.expectInvariants(answers, showIds);
+}, 150000);
+
+/** A process and every process under it (the gateway's cluster workers). */
+function processTree(pid: number): number[] {
+	const children = fs
+		.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+		.split(" ")
+		.filter(Boolean)
+		.map(Number);
+	return [pid, ...children.flatMap(processTree)];
+}
+
+it("shows, once a frozen gateway is back, what changed after the others gave it up", async () => {
+	const [showID] = showIds;
+	const listed = async () =>
+		((await (await fetch(`${cluster.baseUrl}/`)).json()) as any[]).find(s => s._id === showID);
+	expect(await listed()).toMatchObject({ houseSize: 2000 });
+	const gateway = processTree(node.api.pid!);
+	const apiNodes = [...operator.registry.nodes.list({})]
+		.filter((n: any) => n.id.startsWith("api"))
+		.map((n: any) => n.id as string);
+	expect(apiNodes.length).toBeGreaterThan(0);
+	const available = () => apiNodes.map(id => operator.registry.nodes.get(id)?.available);
+	for (const pid of gateway) process.kill(pid, "SIGSTOP");
+	try {
+		for (const until = Date.now() + 4 * HEARTBEAT_TIMEOUT_MS; Date.now() < until;) {
+			if (available().every(a => !a)) break;
+			await sleep(500);
+		}
+		expect(available().every(a => !a)).toBe(true);
+		// Written while the shows nodes send the gateway nothing.
+		await operator.call("shows.resize", { showID, houseSize: 2500 });
+	} finally {
+		for (const pid of gateway) process.kill(pid, "SIGCONT");
+	}
+	let shown: any;
+	for (const until = Date.now() + 30000; Date.now() < until;) {
+		shown = await listed().catch(() => undefined);
+		if (shown?.houseSize === 2500) break;
+		await sleep(250);
+	}
+	expect(shown).toMatchObject({ houseSize: 2500, available: 2500 - shown.reserved });
 }, 150000);

@@ -130,6 +130,33 @@ describe("api: a client's own booking and cancel on its next read", () => {
 	});
 });
 
+describe("api: a shows node's resync", () => {
+	let broker: ServiceBroker;
+
+	beforeAll(async () => {
+		const api = apiSchema({ showsCacheTtlMs: 3600000 });
+		// Deaf to shows.changed: as a gateway the shows nodes did not know of yet.
+		const deaf = { ...api, events: { ...api.events, "shows.changed": () => undefined } };
+		broker = await startBroker([showsSchema(), reservationsSchema(), deaf]);
+	});
+
+	afterAll(async () => {
+		await broker.stop();
+	});
+
+	it("reads the list again when the resync names this node, and only then", async () => {
+		const show = await createShow(broker, 10);
+		const houseSize = async () =>
+			(await listShows(broker)).find(s => s._id === show._id)?.houseSize;
+		expect(await houseSize()).toBe(10);
+		await broker.call("shows.resize", { showID: show._id, houseSize: 12 });
+		await broker.broadcast("shows.resync", { nodeID: "another-gateway" });
+		expect(await houseSize()).toBe(10);
+		await broker.broadcast("shows.resync", { nodeID: broker.nodeID });
+		expect(await houseSize()).toBe(12);
+	});
+});
+
 describe("api: the sold-out shortcut outlives the list's safety TTL", () => {
 	let broker: ServiceBroker;
 	const holds: string[] = [];
