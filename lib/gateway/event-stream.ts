@@ -44,8 +44,9 @@ export interface EventStream {
 	/** A show changed: tell every open stream. */
 	publish(show: PublicShow): void;
 	/**
-	 * This node may have missed changes (it was cut off from the cluster): forget the backlog and
-	 * end the streams, so that every client reconnects to a fresh snapshot.
+	 * This node may have missed changes (it was cut off from the cluster, or a shows node did not
+	 * know it yet): forget the backlog and end the streams, so that every client reconnects to a
+	 * fresh snapshot.
 	 */
 	resync(): void;
 	/** Ends every stream (shutdown); clients reconnect, to another node if there is one. */
