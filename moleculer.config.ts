@@ -99,6 +99,13 @@ function applyNatsAuth(broker: ServiceBroker): void {
 	Object.assign(opts, appConfig.natsAuth);
 }
 
+/**
+ * A node announces its services as soon as they have started, not a second later (Moleculer's
+ * default debounce): until the shows nodes know a new gateway, their `shows.changed` events skip it.
+ * Moleculer 0.15 reads this option but its types leave it out (test/unit/broker-announce.test.ts).
+ */
+const ANNOUNCE_AT_ONCE = { serviceChangedDebounceTime: 0 } as unknown as BrokerOptions["transit"];
+
 const brokerConfig: BrokerOptions = {
 	namespace: process.env.NAMESPACE || "theatre",
 	nodeID: process.env.NODE_ID || undefined,
@@ -138,6 +145,7 @@ const brokerConfig: BrokerOptions = {
 	// heartbeatTimeout; until then calls routed to it fail fast with a retryable error.
 	heartbeatInterval: 2,
 	heartbeatTimeout: 8,
+	transit: ANNOUNCE_AT_ONCE,
 
 	// Writes for one show are sharded to one node (see shows.service.ts). Preferring a local
 	// instance would bypass that routing, so every call goes through the balancer.
