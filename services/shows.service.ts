@@ -97,20 +97,21 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 	},
 
 	actions: {
-		/** Every show, in the order they were added; `versions`: with each document's version. */
+		/** Every show, in the order they were added; with `meta.showVersions`, each one's version. */
 		list: {
 			params: {
 				offset: { type: "number", integer: true, min: 0, optional: true, convert: true },
-				limit: { type: "number", integer: true, min: 1, optional: true, convert: true },
-				versions: { type: "boolean", optional: true }
+				limit: { type: "number", integer: true, min: 1, optional: true, convert: true }
 			},
 			async handler(
-				ctx: Context<{ offset?: number; limit?: number; versions?: boolean }>
+				ctx: Context<{ offset?: number; limit?: number }, { showVersions?: boolean }>
 			): Promise<(PublicShow | ShowState)[]> {
-				const { offset, limit, versions } = ctx.params;
+				const { offset, limit } = ctx.params;
 				const shows = await findShows(this, { sort: ["_id"], offset, limit });
 				return shows.map(show =>
-					versions ? { ...toPublicShow(show), version: show.version } : toPublicShow(show)
+					ctx.meta.showVersions === true
+						? { ...toPublicShow(show), version: show.version }
+						: toPublicShow(show)
 				);
 			}
 		},

@@ -66,11 +66,12 @@ export function loadShows(
 	const refresh = (async () => {
 		const fetched: (PublicShow & { version?: number })[] = [];
 		for (;;) {
-			const page = await ctx.call<PublicShow[], object>("shows.list", {
-				offset: fetched.length,
-				limit: FETCH_PAGE,
-				versions: true
-			});
+			// Asked in meta, not as a parameter, which an older shows node may refuse (docs/api.md).
+			const page = await ctx.call<PublicShow[], object>(
+				"shows.list",
+				{ offset: fetched.length, limit: FETCH_PAGE },
+				{ meta: { showVersions: true } }
+			);
 			fetched.push(...page);
 			if (page.length < FETCH_PAGE) break;
 		}

@@ -11,6 +11,7 @@ import {
 	patchShow
 } from "../../lib/gateway/show-list-cache";
 import { createChangeListeners } from "../../lib/shows/change-listeners";
+import { showsSchema, startBroker } from "./helpers";
 import type { PublicShow, ShowState } from "../../lib/common/types";
 
 const TTL = 3600000;
@@ -24,8 +25,8 @@ function pendingList() {
 	let answer: (shows: ShowState[]) => void = () => undefined;
 	const calls: unknown[] = [];
 	const ctx = {
-		call: (action: string, params: unknown) => {
-			calls.push({ action, params });
+		call: (action: string, params: unknown, opts: unknown) => {
+			calls.push({ action, params, opts });
 			return new Promise<ShowState[]>(resolve => (answer = resolve));
 		}
 	} as unknown as Context;
@@ -35,14 +36,18 @@ function pendingList() {
 const seats = (shows: PublicShow[]) => shows.map(s => `${s._id}:${s.reserved}`);
 
 describe("show list: a fetch raced by changes", () => {
-	it("asks shows for each show's version", async () => {
+	it("asks shows for each show's version in meta, which an older shows node ignores", async () => {
 		const cache = createShowListCache();
 		const list = pendingList();
 		const loading = loadShows(cache, list.ctx, TTL);
 		list.answer([state("a", 0, 1)]);
 		await loading;
 		expect(list.calls).toEqual([
-			{ action: "shows.list", params: { offset: 0, limit: 5000, versions: true } }
+			{
+				action: "shows.list",
+				params: { offset: 0, limit: 5000 },
+				opts: { meta: { showVersions: true } }
+			}
 		]);
 	});
 
@@ -159,5 +164,31 @@ describe("shows: the gateways it sends its changes to", () => {
 		changes.announced({ id: "reservations-1", services: [{ events: {} }] });
 		changes.announced({ id: "operator" });
 		expect(sent).toEqual([["shows.changed", state("a", 1, 2)]]);
+	});
+});
+
+describe("shows.list: versions for the gateways that ask", () => {
+	let broker: ServiceBroker;
+
+	beforeAll(async () => {
+		broker = await startBroker([showsSchema()]);
+	});
+
+	afterAll(async () => {
+		await broker.stop();
+	});
+
+	it("answers each show's version when meta asks, and only the public fields otherwise", async () => {
+		const plain = (await broker.call("shows.list", {})) as object[];
+		const versioned = (await broker.call(
+			"shows.list",
+			{},
+			{ meta: { showVersions: true } }
+		)) as ShowState[];
+		// A gateway of an older release serves the plain list as it comes.
+		expect(Object.keys(plain[0]).sort()).toEqual(
+			["_id", "available", "houseSize", "name", "reserved"].sort()
+		);
+		expect(versioned.map(s => typeof s.version)).toEqual(plain.map(() => "number"));
 	});
 });
