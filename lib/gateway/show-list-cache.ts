@@ -66,12 +66,7 @@ export function loadShows(
 	const refresh = (async () => {
 		const fetched: (PublicShow & { version?: number })[] = [];
 		for (;;) {
-			// Asked in meta, not as a parameter, which an older shows node may refuse (docs/api.md).
-			const page = await ctx.call<PublicShow[], object>(
-				"shows.list",
-				{ offset: fetched.length, limit: FETCH_PAGE },
-				{ meta: { showVersions: true } }
-			);
+			const page = await fetchPage(ctx, fetched.length);
 			fetched.push(...page);
 			if (page.length < FETCH_PAGE) break;
 		}
@@ -86,6 +81,21 @@ export function loadShows(
 	};
 	refresh.then(clear, clear);
 	return refresh;
+}
+
+/** One page of the list, each show with its version (from a shows node of this release). */
+async function fetchPage(ctx: Context, offset: number): Promise<PublicShow[]> {
+	try {
+		// Asked in meta, not as a parameter, which an older shows node may refuse (docs/api.md).
+		return await ctx.call<PublicShow[], object>(
+			"shows.list",
+			{ offset, limit: FETCH_PAGE },
+			{ meta: { showVersions: true } }
+		);
+	} finally {
+		// Moleculer merges the callee's meta into the reader's: the flag goes no further.
+		delete (ctx.meta as { showVersions?: boolean }).showVersions;
+	}
 }
 
 function publicPart({ _id, name, houseSize, reserved, available }: PublicShow): PublicShow {

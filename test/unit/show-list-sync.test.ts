@@ -11,7 +11,7 @@ import {
 	patchShow
 } from "../../lib/gateway/show-list-cache";
 import { createChangeListeners } from "../../lib/shows/change-listeners";
-import { showsSchema, startBroker } from "./helpers";
+import { apiSchema, reservationsSchema, showsSchema, startBroker } from "./helpers";
 import type { PublicShow, ShowState } from "../../lib/common/types";
 
 const TTL = 3600000;
@@ -25,6 +25,7 @@ function pendingList() {
 	let answer: (shows: ShowState[]) => void = () => undefined;
 	const calls: unknown[] = [];
 	const ctx = {
+		meta: {},
 		call: (action: string, params: unknown, opts: unknown) => {
 			calls.push({ action, params, opts });
 			return new Promise<ShowState[]>(resolve => (answer = resolve));
@@ -190,5 +191,30 @@ describe("shows.list: versions for the gateways that ask", () => {
 			["_id", "available", "houseSize", "name", "reserved"].sort()
 		);
 		expect(versioned.map(s => typeof s.version)).toEqual(plain.map(() => "number"));
+	});
+});
+
+describe("the gateway's list fetch and ctx.meta", () => {
+	let broker: ServiceBroker;
+
+	beforeAll(async () => {
+		const reader = {
+			name: "reader",
+			actions: {
+				async read(ctx: Context) {
+					await ctx.call("api.listShows", {});
+					return ctx.meta;
+				}
+			}
+		};
+		broker = await startBroker([showsSchema(), reservationsSchema(), apiSchema(), reader]);
+	});
+
+	afterAll(async () => {
+		await broker.stop();
+	});
+
+	it("leaves the versions flag in no reader's meta, to go on to its other calls", async () => {
+		expect(await broker.call("reader.read", {})).not.toHaveProperty("showVersions");
 	});
 });
