@@ -8,6 +8,7 @@ import { appConfig } from "./lib/common/config";
 import { embeddedStoreOwner } from "./lib/store/embedded-store-owner";
 import { replCommands } from "./lib/operations/repl-commands";
 import { schemaVersionMiddleware } from "./lib/common/schema-version";
+import { natsClientOptions, natsReconnects } from "./lib/common/moleculer-internals";
 
 /** How far a taken default metrics port moves up (several `--instances` groups on one host). */
 const METRICS_PORT_SEARCH = 100;
@@ -89,8 +90,7 @@ function isRetryable(err: Error): boolean {
  * its `url` (overwriting any given beside it), so the url becomes the `servers` list it stands for.
  */
 function applyNatsAuth(broker: ServiceBroker): void {
-	const tx = (broker.transit as unknown as { tx?: { opts?: Record<string, unknown> } })?.tx;
-	const opts = tx?.opts;
+	const opts = natsClientOptions(broker);
 	if (!opts || Object.keys(appConfig.natsAuth).length === 0) return;
 	if (typeof opts.url === "string") {
 		opts.servers = opts.url.split(",").map(url => new URL(url.trim()).host);
@@ -176,7 +176,7 @@ const brokerConfig: BrokerOptions = {
 
 	// A second process on an embedded store stops at once; every call and event says the sender's
 	// schema version in its meta, for rolling upgrades.
-	middlewares: [embeddedStoreGuard, schemaVersionMiddleware],
+	middlewares: [embeddedStoreGuard, schemaVersionMiddleware, natsReconnects],
 
 	// Operator commands for `npm run repl`: shows, reservations, holds, add-show, resize, cancel.
 	replOptions: { customCommands: replCommands },

@@ -223,9 +223,10 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals> = {
 			this.eventStream.publish(ctx.params);
 		},
 
-		// A shows node wrote before it knew of this node: its events never came here.
-		"shows.resync"(ctx: Context<{ nodeID: string }>) {
-			if (ctx.params.nodeID === this.broker.nodeID) this.resyncShows();
+		// A shows node's events never came here: it wrote before it knew of this node, or while its
+		// own link was down.
+		"shows.resync"(ctx: Context<{ nodeIDs: string[] }>) {
+			if (ctx.params.nodeIDs.includes(this.broker.nodeID)) this.resyncShows();
 		},
 
 		// Events may have been missed while this node was cut off from the others.

@@ -3,6 +3,8 @@
  * this node already knows listen for it, so a gateway that has just started (or come back) missed
  * whatever this node wrote before that gateway's announcement reached it. Once it is known, it is
  * told to read its list again (`shows.resync`, naming it), unless this node had sent nothing yet.
+ * When this node's own link comes back, what it sent while the link was down is lost (the NATS
+ * client drops what it could not send when it reconnects): every gateway it knows re-reads.
  */
 import type { Context, ServiceBroker } from "moleculer";
 import type { ShowState } from "../common/types";
@@ -23,6 +25,8 @@ export interface ChangeListeners {
 	announced(node: AnnouncedNode): void;
 	/** A node left: when it is announced again, it will have missed what was sent meanwhile. */
 	left(nodeID: string): void;
+	/** This node's link to the others is back after it was lost. */
+	reconnected(): void;
 }
 
 export function createChangeListeners(broker: ServiceBroker): ChangeListeners {
@@ -38,10 +42,14 @@ export function createChangeListeners(broker: ServiceBroker): ChangeListeners {
 			if (!listens) listening.delete(node.id);
 			if (!listens || listening.has(node.id)) return;
 			listening.add(node.id);
-			if (sent) broker.broadcast(SHOWS_RESYNC, { nodeID: node.id });
+			if (sent) broker.broadcast(SHOWS_RESYNC, { nodeIDs: [node.id] });
 		},
 		left(nodeID) {
 			listening.delete(nodeID);
+		},
+		reconnected() {
+			if (sent && listening.size > 0)
+				broker.broadcast(SHOWS_RESYNC, { nodeIDs: [...listening] });
 		}
 	};
 }
@@ -58,5 +66,11 @@ export const changeListenerEvents = {
 	},
 	"$node.disconnected"(this: { changeListeners: ChangeListeners }, ctx: NodeEvent) {
 		this.changeListeners.left(ctx.params.node.id);
+	},
+	"$transporter.connected"(
+		this: { changeListeners: ChangeListeners },
+		ctx: Context<{ wasReconnect: boolean }>
+	) {
+		if (ctx.params.wasReconnect) this.changeListeners.reconnected();
 	}
 };

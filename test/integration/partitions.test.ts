@@ -7,6 +7,7 @@
  * pause of a host does, until the other nodes give it up.
  */
 import { ObjectId } from "mongodb";
+import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import type { ServiceBroker } from "moleculer";
 import { checkoutLoad, sleep, type CheckoutAnswer } from "../support/checkout-load";
@@ -254,4 +255,60 @@ it("shows, once a frozen gateway is back, what changed after the others gave it 
 		await sleep(250);
 	}
 	expect(shown).toMatchObject({ houseSize: 2500, available: 2500 - shown.reserved });
+}, 150000);
+
+it("shows, once a shows node's link to NATS is back, the holds it let expire while it was cut off", async () => {
+	const listed = async () => {
+		const list = (await (await fetch(`${cluster.baseUrl}/?limit=1000`)).json()) as any[];
+		return showIds.map(id => list.find(s => s._id === id)?.reserved);
+	};
+	const until = async (want: number, ms: number) => {
+		let seen = await listed();
+		for (const end = Date.now() + ms; Date.now() < end && seen.some(r => r !== want);) {
+			await sleep(250);
+			seen = await listed();
+		}
+		return seen;
+	};
+	// A hold on every show that nobody confirms, running out 2 s from now (its checkout's
+	// deadline in 1 s, plus CLOCK_SKEW_MS).
+	const deadline = Date.now() + 1000;
+	await Promise.all(
+		showIds.map(showID =>
+			operator.call(
+				"shows.holdSeats",
+				{ showID, holdId: randomUUID(), count: 5 },
+				{ meta: { deadline } }
+			)
+		)
+	);
+	expect(await until(5, 10000)).toEqual(showIds.map(() => 5));
+	// Cut off for less than the heartbeat timeout: nobody gives shows1 up, and its sweeper lets the
+	// holds of its own shows expire while no event of it gets out.
+	const link = cluster.link("shows1", "nats");
+	await link.cut();
+	await sleep(4500);
+	await link.heal();
+	expect(await until(0, 30000)).toEqual(showIds.map(() => 0));
+}, 150000);
+
+it("shows, once a gateway's link to NATS is back, what changed while it was cut off", async () => {
+	const [showID] = showIds;
+	const houseSize = async () =>
+		((await (await fetch(`${cluster.baseUrl}/shows/${showID}`)).json()) as any).houseSize;
+	expect(await houseSize()).toBe(2000);
+	// Cut off for less than the heartbeat timeout: nobody gives the gateway up, and the change's
+	// event to it is lost.
+	const link = cluster.link("api", "nats");
+	await link.cut();
+	await sleep(1000);
+	await operator.call("shows.resize", { showID, houseSize: 2400 });
+	await sleep(2000);
+	await link.heal();
+	let seen = await houseSize();
+	for (const end = Date.now() + 30000; Date.now() < end && seen !== 2400;) {
+		await sleep(250);
+		seen = await houseSize();
+	}
+	expect(seen).toBe(2400);
 }, 150000);

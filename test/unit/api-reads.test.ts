@@ -150,9 +150,9 @@ describe("api: a shows node's resync", () => {
 			(await listShows(broker)).find(s => s._id === show._id)?.houseSize;
 		expect(await houseSize()).toBe(10);
 		await broker.call("shows.resize", { showID: show._id, houseSize: 12 });
-		await broker.broadcast("shows.resync", { nodeID: "another-gateway" });
+		await broker.broadcast("shows.resync", { nodeIDs: ["another-gateway"] });
 		expect(await houseSize()).toBe(10);
-		await broker.broadcast("shows.resync", { nodeID: broker.nodeID });
+		await broker.broadcast("shows.resync", { nodeIDs: ["another-gateway", broker.nodeID] });
 		expect(await houseSize()).toBe(12);
 	});
 });

@@ -145,7 +145,7 @@ describe("shows: the gateways it sends its changes to", () => {
 		changes.announced(gateway("api-1")); // announced again, as on every INFO it sends
 		expect(sent).toEqual([
 			["shows.changed", state("a", 1, 2)],
-			["shows.resync", { nodeID: "api-1" }]
+			["shows.resync", { nodeIDs: ["api-1"] }]
 		]);
 	});
 
@@ -156,6 +156,18 @@ describe("shows: the gateways it sends its changes to", () => {
 		changes.left("api-1");
 		changes.announced(gateway("api-1"));
 		expect(sent.filter(([event]) => event === "shows.resync")).toHaveLength(2);
+	});
+
+	it("tells every gateway it knows to read again when its own link comes back after a change", () => {
+		const { sent, changes } = listeners();
+		changes.announced(gateway("api-1"));
+		changes.announced(gateway("api-2"));
+		changes.reconnected(); // nothing sent yet: nothing lost
+		changes.changed(state("a", 1, 2));
+		changes.reconnected();
+		expect(sent.filter(([event]) => event === "shows.resync")).toEqual([
+			["shows.resync", { nodeIDs: ["api-1", "api-2"] }]
+		]);
 	});
 
 	it("tells nothing to a node that does not listen, nor before it sent any change", () => {
