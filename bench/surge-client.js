@@ -201,8 +201,14 @@ async function main() {
 	const booked = sorted(byStatus[201]);
 	const busy = sorted(byStatus[503]);
 	const refusals = refusalsOf(byStatus);
-	const readTimes = sorted(reads);
-	const showReadTimes = sorted(showReads);
+	const readSummary = times => {
+		const ordered = sorted(times);
+		return {
+			n: ordered.length,
+			p50: round(percentile(ordered, 0.5)),
+			p99: round(percentile(ordered, 0.99))
+		};
+	};
 	const result = {
 		connections,
 		honoursRetryAfter,
@@ -220,16 +226,8 @@ async function main() {
 		clientLagP99: round(lag.percentile(99) / 1e6),
 		clientCores: round((cpu.user + cpu.system) / 1e6 / seconds),
 		busyWithRetryAfter: busy.length ? round(busyWithRetryAfter / busy.length) : null,
-		getRoot: {
-			n: readTimes.length,
-			p50: round(percentile(readTimes, 0.5)),
-			p99: round(percentile(readTimes, 0.99))
-		},
-		getShow: {
-			n: showReadTimes.length,
-			p50: round(percentile(showReadTimes, 0.5)),
-			p99: round(percentile(showReadTimes, 0.99))
-		}
+		getRoot: readSummary(reads),
+		getShow: readSummary(showReads)
 	};
 	process.stdout.write(JSON.stringify(result) + "\n");
 }

@@ -19,7 +19,7 @@ import type { DbMethods, SideCollection, StoreAdapter } from "../lib/store/store
 import { releaseHold, sellHold, takeHold, type StepDeadline } from "../lib/shows/seat-changes";
 import type { ShowWriter } from "../lib/shows/show-writer";
 import { createMetricsMixin, type MetricsMethods } from "../mixins/metrics.mixin";
-import { toPublicShow } from "../lib/shows/show-seats";
+import { toPublicShow, toShowState } from "../lib/shows/show-seats";
 import {
 	BY_SHOW,
 	createStoreWriter,
@@ -109,9 +109,7 @@ const ShowsService: ServiceSchema<ShowsSettings, ShowsMethods, ShowsLocals> = {
 				const { offset, limit } = ctx.params;
 				const shows = await findShows(this, { sort: ["_id"], offset, limit });
 				return shows.map(show =>
-					ctx.meta.showVersions === true
-						? { ...toPublicShow(show), version: show.version }
-						: toPublicShow(show)
+					ctx.meta.showVersions === true ? toShowState(show) : toPublicShow(show)
 				);
 			}
 		},

@@ -154,9 +154,8 @@ export function patchShow(cache: ShowListCache, show: PublicShow & { version?: n
 	cache.answers.delete(show._id);
 	if (!cache.shows) return;
 	const cached = cache.byId.get(show._id);
-	const { _id, name, houseSize, reserved, available } = show;
 	// A new show: refetch, so the list keeps the store's order.
-	if (cached) Object.assign(cached, { _id, name, houseSize, reserved, available });
+	if (cached) Object.assign(cached, publicPart(show));
 	else cache.shows = null;
 }
 

@@ -4,7 +4,7 @@
  */
 import type { Context } from "moleculer";
 import { houseTooSmall } from "../common/errors";
-import { seatsInDocument, toPublicShow } from "./show-seats";
+import { seatsInDocument, toPublicShow, toShowState } from "./show-seats";
 import { BY_SHOW, insertShow, liveHolds, SHOW_ID, type ShowStoreAccess } from "./show-store";
 import type { ShowWriter } from "./show-writer";
 import type { ChangeListeners } from "./change-listeners";
@@ -39,7 +39,7 @@ export const operatorActions = {
 			ctx: Context<{ name: string; houseSize: number }>
 		): Promise<PublicShow> {
 			const show = await insertShow(this, ctx.params.name, ctx.params.houseSize);
-			this.changeListeners.changed({ ...toPublicShow(show), version: show.version });
+			this.changeListeners.changed(toShowState(show));
 			return toPublicShow(show);
 		}
 	},

@@ -12,7 +12,7 @@
  * flight, and a record is only ever written for a change the document has already committed, so a
  * crash at any step leaves nothing counted twice or lost: the next write settles what is pending.
  */
-import type { HoldView, PublicShow } from "../common/types";
+import type { HoldView, PublicShow, ShowState } from "../common/types";
 
 export interface Hold {
 	/** The checkout id: one hold per checkout, which makes every step idempotent. */
@@ -123,6 +123,11 @@ export function toPublicShow(show: ShowDoc, now = Date.now()): PublicShow {
 		reserved,
 		available: show.houseSize - reserved
 	};
+}
+
+/** The public show with its document version, as events and gateways' list fetches carry it. */
+export function toShowState(show: ShowDoc, now = Date.now()): ShowState {
+	return { ...toPublicShow(show, now), version: show.version };
 }
 
 /** Drops unconfirmed holds whose time is up and returns them. */

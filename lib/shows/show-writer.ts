@@ -12,7 +12,7 @@ import {
 	dropExpiredHolds,
 	markSettled,
 	refreshDerived,
-	toPublicShow,
+	toShowState,
 	unsettled,
 	type Hold,
 	type Releasing,
@@ -162,7 +162,7 @@ export function createShowWriter(
 		show.version = expectedVersion + 1;
 		if (await store.save(show, expectedVersion)) {
 			lastStored.set(showID, structuredClone(show));
-			const state = { ...toPublicShow(show, now), version: show.version };
+			const state = toShowState(show, now);
 			latest.set(showID, state);
 			store.saved(state, expired);
 			// What this write decided is settled by the next write; when no other change is
